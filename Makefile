@@ -1,0 +1,51 @@
+# sde: the two commands are `make run` and `make test`. See README.md.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUN_STAMP := $(VENV)/.run-installed
+DEV_STAMP := $(VENV)/.dev-installed
+
+.PHONY: run test test-fast install install-dev browser-deps lint bench demo-data clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "sde needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUN_STAMP): requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	@touch $@
+
+$(DEV_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	@touch $@ $(RUN_STAMP)
+
+install: $(RUN_STAMP)
+install-dev: $(DEV_STAMP)
+
+## make run: migrate, seed the demo, start the web server and a Celery worker (Ctrl-C stops both)
+run: install
+	@scripts/run.sh
+
+## make test: install and run the whole suite (unit, integration with a real worker, browser)
+test: install-dev browser-deps
+	@scripts/test.sh
+
+## the suite without the browser tests
+test-fast: install-dev
+	@SDE_SKIP_BROWSER=1 scripts/test.sh -m "not browser"
+
+## Debian's chromium for the browser suite (installed when missing and we may use apt-get)
+browser-deps:
+	@scripts/ensure-chromium.sh
+
+lint: install-dev
+	$(BIN)/ruff check sde access_requests outputs tests bench
+	$(BIN)/mypy
+
+bench: install-dev
+	SDE_VAR_DIR=$(CURDIR)/var/bench $(BIN)/python bench/audit.py
+
+clean:
+	rm -rf var/test var/bench .pytest_cache

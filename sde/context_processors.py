@@ -1,0 +1,40 @@
+"""Template context for every page: demo banner, role navigation, MFA state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.urls import reverse
+
+from sde import policy
+
+
+def _nav(request: HttpRequest) -> list[dict[str, Any]]:
+    user = request.user
+    if not (user.is_authenticated and user.is_verified()):  # type: ignore[union-attr]
+        return []
+    items = [("Dashboard", "dashboard")]
+    if policy.user_can_read_audit_log(user):
+        items.append(("Audit log", "audit-log"))
+    if policy.visible_people_for(user).exclude(pk=user.pk).exists():
+        items.append(("People", "people-list"))
+    items.append(("Organisations", "organisation-list"))
+    items.append(("Your account", "account"))
+    path = request.path_info
+    nav = []
+    for label, name in items:
+        url = reverse(name)
+        active = path == url or (url != "/" and path.startswith(url) and name != "dashboard")
+        nav.append({"label": label, "url": url, "active": active})
+    return nav
+
+
+def sde(request: HttpRequest) -> dict[str, Any]:
+    user = request.user
+    return {
+        "sde_demo_mode": settings.SDE_DEMO_MODE,
+        "sde_nav": _nav(request),
+        "sde_mfa_verified": bool(user.is_authenticated and user.is_verified()),  # type: ignore[union-attr]
+    }

@@ -1,0 +1,115 @@
+"""What each role's dashboard shows: that role's real work, read from the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from django.urls import reverse
+from django.utils import timezone
+
+from sde import policy
+from sde.audit.models import AuditCheckpoint, AuditEvent
+from sde.audit.selectors import latest_verification
+from sde.identity.models import Accreditation, User
+from sde.identity.roles import ROLE_CAPABILITIES, Role
+from sde.identity.selectors import current_accreditations, current_roles
+
+
+@dataclass
+class Card:
+    title: str
+    count: int | None = None
+    lines: list[str] = field(default_factory=list)
+    link_label: str = ""
+    link_url: str = ""
+    tone: str = ""  # "", "warning", "success"
+
+
+def _ig_cards(today: date) -> list[Card]:
+    verification = latest_verification()
+    checkpoint = AuditCheckpoint.objects.order_by("-sequence").first()
+    lines = []
+    tone = ""
+    if verification is None:
+        lines.append("The chain has not been verified yet.")
+    else:
+        passed = verification.event_type.endswith("audit_verified")
+        tone = "success" if passed else "warning"
+        lines.append(
+            f"Last verification {'passed' if passed else 'FAILED'} at "
+            f"{timezone.localtime(verification.occurred_at):%d %b %Y %H:%M}."
+        )
+    if checkpoint is not None:
+        lines.append(f"Last signed checkpoint covers events up to #{checkpoint.sequence}.")
+    since = timezone.now() - timedelta(days=1)
+    cards = [
+        Card(
+            "Audit log",
+            AuditEvent.objects.filter(occurred_at__gte=since).count(),
+            ["events in the last 24 hours", *lines],
+            "Search the audit log",
+            reverse("audit-log"),
+            tone,
+        ),
+    ]
+    expiring = (
+        Accreditation.objects.filter(
+            expires_on__gte=today, expires_on__lte=today + timedelta(days=30)
+        )
+        .values("user")
+        .distinct()
+        .count()
+    )
+    cards.append(
+        Card(
+            "Accreditation expiring within 30 days",
+            expiring,
+            ["people whose training certificate runs out soon"],
+            "People",
+            reverse("people-list") + "?accreditation=expiring",
+            "warning" if expiring else "",
+        )
+    )
+    return cards
+
+
+def _admin_cards() -> list[Card]:
+    now = timezone.now()
+    people = User.objects.filter(is_system=False)
+    locked = people.filter(locked_until__gt=now).count()
+    suspended = people.filter(is_active=False).count()
+    return [
+        Card(
+            "People",
+            people.count(),
+            [f"{locked} locked out now", f"{suspended} suspended"],
+            "Manage people",
+            reverse("people-list"),
+            "warning" if locked else "",
+        ),
+    ]
+
+
+def dashboard_for(user: User) -> dict[str, object]:
+    today = timezone.localdate()
+    roles = sorted(current_roles(user), key=lambda r: r.label)
+    cards: list[Card] = []
+    if policy.user_can_read_audit_log(user):
+        cards += _ig_cards(today)
+    if policy.user_can_manage_accounts(user):
+        cards += _admin_cards()
+    accreditations = list(current_accreditations(user, on=today))
+    return {
+        "roles": [
+            {"label": role.label, "can": sorted(c.label for c in ROLE_CAPABILITIES[role])}
+            for role in roles
+        ],
+        "cards": cards,
+        "accreditations": accreditations,
+        "accreditation_warning": [
+            a for a in accreditations if a.expires_on <= today + timedelta(days=30)
+        ],
+        "has_role": bool(roles),
+        "is_researcher": Role.RESEARCHER in roles,
+    }

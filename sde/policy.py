@@ -1,0 +1,154 @@
+"""The permission policy: every authorisation rule lives here.
+
+``check_<verb>_<noun>(user, obj)`` raises PermissionDenied (or NotFound when the user
+may not even see the object); ``user_can_<verb>_<noun>(user, obj)`` returns a bool for
+templates; ``visible_<nouns>_for(user)`` is the queryset behind every list and lookup.
+django-guardian is imported here and nowhere else; object permissions never honour
+superuser status or global permissions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Model, QuerySet
+from guardian.shortcuts import assign_perm, get_objects_for_user, remove_perm
+
+from sde.exceptions import NotFound, PermissionDenied
+from sde.identity.models import Organisation, User
+from sde.identity.roles import Capability, Role, capabilities_of
+from sde.identity.selectors import current_roles
+
+
+def _active(user: Any) -> bool:
+    return bool(getattr(user, "is_authenticated", False) and user.is_active and not user.is_system)
+
+
+def has_capability(user: Any, capability: Capability) -> bool:
+    return _active(user) and capability in capabilities_of(current_roles(user))
+
+
+def has_role(user: Any, role: Role) -> bool:
+    return _active(user) and role in current_roles(user)
+
+
+def _require(user: Any, capability: Capability) -> None:
+    if not has_capability(user, capability):
+        raise PermissionDenied(f"this needs the '{capability.label}' capability")
+
+
+# --- Audit log ---------------------------------------------------------------------------
+def user_can_read_audit_log(user: Any) -> bool:
+    return has_capability(user, Capability.READ_AUDIT_LOG)
+
+
+def check_read_audit_log(user: Any) -> None:
+    # The audit log's existence is no secret; reading it is IG's alone (not Administrators').
+    _require(user, Capability.READ_AUDIT_LOG)
+
+
+# --- People, roles, accreditation --------------------------------------------------------
+def visible_people_for(user: Any) -> QuerySet[User]:
+    people = User.objects.filter(is_system=False)
+    if (
+        has_capability(user, Capability.MANAGE_ACCOUNTS)
+        or has_capability(user, Capability.RECORD_ACCREDITATIONS)
+        or has_capability(user, Capability.SUSPEND_PROJECTS)
+    ):
+        return people
+    return people.filter(pk=user.pk) if _active(user) else people.none()
+
+
+def user_can_manage_accounts(user: Any) -> bool:
+    return has_capability(user, Capability.MANAGE_ACCOUNTS)
+
+
+def check_manage_accounts(user: Any, person: User | None = None) -> None:
+    _require(user, Capability.MANAGE_ACCOUNTS)
+    if person is not None and person.pk == user.pk:
+        raise PermissionDenied("you cannot change your own account's access")
+
+
+def user_can_grant_role(user: Any, person: User) -> bool:
+    return has_capability(user, Capability.MANAGE_ROLES) and person.pk != user.pk
+
+
+def check_grant_role(user: Any, person: User) -> None:
+    """Nobody grants or removes a role for themselves: separation of duties."""
+    _require(user, Capability.MANAGE_ROLES)
+    if person.pk == user.pk:
+        raise PermissionDenied("you cannot change your own roles")
+    if person.is_system:
+        raise NotFound("no such person")
+
+
+def user_can_record_accreditation(user: Any, person: User) -> bool:
+    return has_capability(user, Capability.RECORD_ACCREDITATIONS) and person.pk != user.pk
+
+
+def check_record_accreditation(user: Any, person: User) -> None:
+    _require(user, Capability.RECORD_ACCREDITATIONS)
+    if person.pk == user.pk:
+        raise PermissionDenied("you cannot record your own accreditation")
+
+
+def user_can_suspend_person(user: Any, person: User) -> bool:
+    return (
+        has_capability(user, Capability.MANAGE_ACCOUNTS)
+        or has_capability(user, Capability.SUSPEND_PROJECTS)
+    ) and person.pk != user.pk
+
+
+def check_suspend_person(user: Any, person: User) -> None:
+    if not user_can_suspend_person(user, person):
+        raise PermissionDenied("you may not suspend or reinstate this account")
+
+
+# --- Organisations -----------------------------------------------------------------------
+def visible_organisations_for(user: Any) -> QuerySet[Organisation]:
+    # Organisations are directory information every signed-in person may read.
+    return Organisation.objects.all() if _active(user) else Organisation.objects.none()
+
+
+def user_can_manage_organisations(user: Any) -> bool:
+    return has_capability(user, Capability.MANAGE_ORGANISATIONS)
+
+
+def check_manage_organisations(user: Any) -> None:
+    _require(user, Capability.MANAGE_ORGANISATIONS)
+
+
+# --- API tokens --------------------------------------------------------------------------
+def check_manage_api_token(user: Any, owner: User) -> None:
+    if not _active(user) or user.pk != owner.pk:
+        raise NotFound("no such token")
+
+
+# --- Object permissions (django-guardian) ---------------------------------------------
+def grant_object_permission(*, user: User, permission: str, obj: Model) -> None:
+    """Low-level grant; call only from a service that records the audit event."""
+    assign_perm(permission, user, obj)
+
+
+def revoke_object_permission(*, user: User, permission: str, obj: Model) -> None:
+    """Low-level revoke; call only from a service that records the audit event."""
+    remove_perm(permission, user, obj)
+
+
+def objects_with_permission(user: Any, permission: str, queryset: QuerySet[Any]) -> QuerySet[Any]:
+    if not _active(user):
+        return queryset.none()
+    return get_objects_for_user(
+        user,
+        permission,
+        klass=queryset,
+        with_superuser=False,
+        accept_global_perms=False,
+        use_groups=False,
+    )
+
+
+def user_has_object_permission(user: Any, permission: str, obj: Model) -> bool:
+    return objects_with_permission(
+        user, permission, type(obj)._default_manager.filter(pk=obj.pk)
+    ).exists()

@@ -1,0 +1,34 @@
+"""Core Celery tasks: thin, JSON-only, idempotent; they call services."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from sde.audit.selectors import verify_audit_log
+from sde.audit.services import get_system_user, record_verification, sign_checkpoint
+from sde.exceptions import AuditError
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="sde.tasks.verify_audit_task", time_limit=1800, soft_time_limit=1700)
+def verify_audit_task() -> bool:
+    """Scheduled verification of the whole chain; a failure alerts IG (by email)."""
+    result = verify_audit_log()
+    record_verification(result=result, by=get_system_user())
+    if not result.ok:
+        logger.error("audit verification failed at sequence %s", result.first_bad_sequence)
+    return result.ok
+
+
+@shared_task(name="sde.tasks.sign_audit_checkpoint_task", time_limit=1800, soft_time_limit=1700)
+def sign_audit_checkpoint_task() -> int | None:
+    """Sign a checkpoint of the chain's head (idempotent: nothing if already signed)."""
+    try:
+        checkpoint = sign_checkpoint(by=get_system_user())
+    except AuditError as error:
+        logger.error("audit checkpoint not signed: %s", error)
+        return None
+    return checkpoint.sequence if checkpoint else None

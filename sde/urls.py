@@ -1,0 +1,65 @@
+"""URL wiring. Each app's pages are listed here (the core imports no app's code
+otherwise)."""
+
+from django.urls import include, path
+
+from sde.views import account, audit, auth, dashboard, organisations, people
+
+urlpatterns = [
+    path("", dashboard.home, name="home"),
+    path("healthz", dashboard.healthz, name="healthz"),
+    path("dashboard/", dashboard.dashboard, name="dashboard"),
+    # Sign-in and MFA
+    path("accounts/login/", auth.sign_in, name="login"),
+    path("accounts/logout/", auth.sign_out, name="logout"),
+    path("accounts/mfa/enrol/", auth.mfa_enrol, name="mfa-enrol"),
+    path("accounts/mfa/verify/", auth.mfa_verify, name="mfa-verify"),
+    path("accounts/mfa/recovery-codes/", auth.mfa_recovery_codes, name="mfa-recovery-codes"),
+    # Own account
+    path("account/", account.account, name="account"),
+    path("account/password/", account.password_change, name="password-change"),
+    path(
+        "account/recovery-codes/",
+        account.recovery_codes_regenerate,
+        name="recovery-codes-regenerate",
+    ),
+    path("account/tokens/", account.token_create, name="token-create"),
+    path("account/tokens/<int:pk>/revoke/", account.token_revoke, name="token-revoke"),
+    # Audit (IG)
+    path("audit/", audit.audit_log, name="audit-log"),
+    path("audit/export.csv", audit.audit_export, name="audit-export"),
+    path("audit/<int:sequence>/", audit.audit_event, name="audit-event"),
+    # People and organisations
+    path("people/", people.people_list, name="people-list"),
+    path("people/new/", people.person_create, name="person-create"),
+    path("people/<int:pk>/", people.person_detail, name="person-detail"),
+    path("people/<int:pk>/roles/", people.person_grant_role, name="person-grant-role"),
+    path(
+        "people/<int:pk>/roles/<str:role>/remove/",
+        people.person_remove_role,
+        name="person-remove-role",
+    ),
+    path(
+        "people/<int:pk>/accreditations/",
+        people.person_record_accreditation,
+        name="person-record-accreditation",
+    ),
+    path("people/<int:pk>/suspend/", people.person_suspend, name="person-suspend"),
+    path("people/<int:pk>/reinstate/", people.person_reinstate, name="person-reinstate"),
+    path("people/<int:pk>/unlock/", people.person_unlock, name="person-unlock"),
+    path("people/<int:pk>/reset-mfa/", people.person_reset_mfa, name="person-reset-mfa"),
+    path("organisations/", organisations.organisation_list, name="organisation-list"),
+    path("organisations/<int:pk>/", organisations.organisation_detail, name="organisation-detail"),
+    path(
+        "organisations/<int:pk>/members/",
+        organisations.organisation_add_member,
+        name="organisation-add-member",
+    ),
+    path(
+        "organisations/<int:pk>/members/<int:membership_pk>/remove/",
+        organisations.organisation_remove_member,
+        name="organisation-remove-member",
+    ),
+    # API
+    path("api/", include("sde.api.urls")),
+]

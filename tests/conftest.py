@@ -1,0 +1,65 @@
+"""Shared fixtures. Tests talk to the real database (SQLite by default, PostgreSQL when
+DATABASE_URL is set) and the real broker."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from sde.identity.models import User
+from sde.identity.roles import Role
+from tests import scenarios
+
+
+@pytest.fixture(autouse=True)
+def _email_to_memory(settings: pytest.FixtureRequest) -> None:
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def postgres_only() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL)")
+
+
+def verified_client(user: User) -> Client:
+    """A test client signed in as ``user`` with MFA completed (as after the TOTP step)."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="test", confirmed=True)
+    client = Client()
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return client
+
+
+@pytest.fixture
+def client_for() -> Callable[[User], Client]:
+    return verified_client
+
+
+@pytest.fixture
+def make_person() -> Callable[..., User]:
+    return scenarios.person
+
+
+@pytest.fixture
+def admin_user(db: None) -> User:
+    return scenarios.administrator()
+
+
+@pytest.fixture
+def ig_officer(db: None) -> User:
+    return scenarios.person(Role.IG_OFFICER)
+
+
+@pytest.fixture
+def researcher(db: None) -> User:
+    return scenarios.person(Role.RESEARCHER, accredited=True)

@@ -11,6 +11,8 @@ HOST="${SDE_HOST:-127.0.0.1}"
 $BIN/python manage.py migrate --noinput
 echo "Creating demo organisations and accounts..."
 $BIN/python manage.py seed_demo
+echo "Verifying the audit log..."
+$BIN/python manage.py verify_audit
 
 pids=()
 stop() {

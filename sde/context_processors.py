@@ -9,16 +9,17 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from sde import policy
+from sde.identity.authentication import mfa_verified
 
 
 def _nav(request: HttpRequest) -> list[dict[str, Any]]:
     user = request.user
-    if not (user.is_authenticated and user.is_verified()):  # type: ignore[union-attr]
+    if not mfa_verified(user):
         return []
     items = [("Dashboard", "dashboard")]
     if policy.user_can_read_audit_log(user):
         items.append(("Audit log", "audit-log"))
-    if policy.visible_people_for(user).exclude(pk=user.pk).exists():
+    if policy.user_can_list_people(user):
         items.append(("People", "people-list"))
     items.append(("Organisations", "organisation-list"))
     items.append(("Your account", "account"))
@@ -36,5 +37,5 @@ def sde(request: HttpRequest) -> dict[str, Any]:
     return {
         "sde_demo_mode": settings.SDE_DEMO_MODE,
         "sde_nav": _nav(request),
-        "sde_mfa_verified": bool(user.is_authenticated and user.is_verified()),  # type: ignore[union-attr]
+        "sde_mfa_verified": mfa_verified(user),
     }

@@ -16,8 +16,9 @@ API_PREFIX = "/api/"
 
 
 def _mfa_verified(request: HttpRequest) -> bool:
-    user = request.user
-    return bool(user.is_authenticated and user.is_verified())  # type: ignore[union-attr]
+    from sde.identity.authentication import mfa_verified
+
+    return mfa_verified(request.user)
 
 
 class RequireMFAMiddleware:

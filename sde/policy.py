@@ -48,13 +48,21 @@ def check_read_audit_log(user: Any) -> None:
 
 
 # --- People, roles, accreditation --------------------------------------------------------
+def user_can_list_people(user: Any) -> bool:
+    """Administrators, and IG officers (who record accreditation and suspend people)."""
+    return any(
+        has_capability(user, capability)
+        for capability in (
+            Capability.MANAGE_ACCOUNTS,
+            Capability.RECORD_ACCREDITATIONS,
+            Capability.SUSPEND_PROJECTS,
+        )
+    )
+
+
 def visible_people_for(user: Any) -> QuerySet[User]:
     people = User.objects.filter(is_system=False)
-    if (
-        has_capability(user, Capability.MANAGE_ACCOUNTS)
-        or has_capability(user, Capability.RECORD_ACCREDITATIONS)
-        or has_capability(user, Capability.SUSPEND_PROJECTS)
-    ):
+    if user_can_list_people(user):
         return people
     return people.filter(pk=user.pk) if _active(user) else people.none()
 

@@ -167,7 +167,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": Path(_env("SDE_SQLITE_PATH", str(VAR_DIR / "sde.sqlite3"))),  # type: ignore[arg-type]
+            "NAME": _env("SDE_SQLITE_PATH") or str(VAR_DIR / "sde.sqlite3"),
             "OPTIONS": {
                 # IMMEDIATE takes the write lock at BEGIN, so the web process and the
                 # worker serialise their writes instead of failing mid-transaction.

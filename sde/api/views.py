@@ -70,7 +70,9 @@ class AuditEventList(generics.ListAPIView):
         policy.check_read_audit_log(self.request.user)
         form = AuditSearchForm(self.request.query_params or None)
         if self.request.query_params and not form.is_valid():
-            raise ValidationError("invalid filters", {k: list(v) for k, v in form.errors.items()})
+            raise ValidationError(
+                "invalid filters", {k: [str(m) for m in v] for k, v in form.errors.items()}
+            )
         with transaction.atomic(durable=True):
             record_event(
                 event_type=EventType.AUDIT_LOG_VIEWED,

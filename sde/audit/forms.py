@@ -28,7 +28,7 @@ class AuditSearchForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["person"].queryset = User.objects.order_by("username")  # type: ignore[attr-defined]
-        self.fields["event_type"].choices = [("", "Any"), *EventType.choices]
+        self.fields["event_type"].choices = [("", "Any"), *EventType.choices]  # type: ignore[attr-defined]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

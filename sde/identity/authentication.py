@@ -129,6 +129,12 @@ def _check_password(user: User | None, password: str, ip: str) -> _Outcome:
     return _Outcome(user)
 
 
+def mfa_verified(user: object) -> bool:
+    """Whether this request's user completed the second factor (django-otp's flag)."""
+    is_verified = getattr(user, "is_verified", None)
+    return bool(getattr(user, "is_authenticated", False) and is_verified and is_verified())
+
+
 def confirmed_totp_device(user: User) -> TOTPDevice | None:
     return TOTPDevice.objects.filter(user=user, confirmed=True).first()
 

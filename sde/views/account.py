@@ -67,11 +67,8 @@ def token_create(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Give the token a name.")
         return redirect("account")
-    _, key = services.create_api_token(
-        user=request.user,
-        name=form.cleaned_data["name"],  # type: ignore[arg-type]
-        by=request.user,
-    )  # type: ignore[arg-type]
+    user: User = request.user  # type: ignore[assignment]
+    _, key = services.create_api_token(user=user, name=form.cleaned_data["name"], by=user)
     request.session["sde_new_api_key"] = key
     return redirect("account")
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.paginator import Paginator
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -31,7 +32,7 @@ def _record_view(user: Any, event_type: EventType, data: dict[str, Any]) -> None
 def audit_log(request: HttpRequest) -> HttpResponse:
     policy.check_read_audit_log(request.user)
     form = AuditSearchForm(request.GET or None)
-    events = AuditEvent.objects.none()
+    events: QuerySet[AuditEvent] = AuditEvent.objects.none()
     if not request.GET or form.is_valid():
         filters = form.filters() if request.GET else {}
         events = search_audit_events(**filters)
@@ -90,7 +91,7 @@ CSV_COLUMNS = [
 ]
 
 
-def audit_export(request: HttpRequest) -> HttpResponse:
+def audit_export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     policy.check_read_audit_log(request.user)
     form = AuditSearchForm(request.GET or None)
     if request.GET and not form.is_valid():

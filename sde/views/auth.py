@@ -69,7 +69,7 @@ def _demo_accounts() -> list[dict[str, str]]:
 @sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
 def sign_in(request: HttpRequest) -> HttpResponse:
-    if request.user.is_authenticated and request.user.is_verified():  # type: ignore[union-attr]
+    if authentication.mfa_verified(request.user):
         return redirect(_safe_next(request) or "dashboard")
     form = SignInForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -170,7 +170,7 @@ def _demo_code(user: User, device: object) -> str:
 @require_http_methods(["GET", "POST"])
 def mfa_verify(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
-    if request.user.is_verified():  # type: ignore[union-attr]
+    if authentication.mfa_verified(request.user):
         return _after_mfa(request)
     device = authentication.confirmed_totp_device(user)
     if device is None:

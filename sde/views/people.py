@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Q
@@ -33,7 +35,7 @@ def people_list(request: HttpRequest) -> HttpResponse:
         today = timezone.localdate()
         people = people.filter(
             accreditations__expires_on__gte=today,
-            accreditations__expires_on__lte=today + timezone.timedelta(days=30),
+            accreditations__expires_on__lte=today + timedelta(days=30),
         ).distinct()
     page = Paginator(people.order_by("username"), 50).get_page(request.GET.get("page"))
     params = request.GET.copy()

@@ -128,6 +128,7 @@ class PersonRoles(APIView):
         person = policy.visible_people_for(request.user).filter(pk=pk).first()
         if person is None:
             raise Http404
+        policy.check_grant_role(request.user, person)  # 403 before any body validation
         body = serializers.RoleGrantSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         services.grant_role(

@@ -56,6 +56,7 @@ class EventType(models.TextChoices):
     # Data
     DATASET_VERSION_INGESTED = "data.version_ingested", "Dataset version ingested"
     KEY_VERSION_USED = "data.key_version_used", "Key version used"
+    KEY_ROTATED = "data.key_rotated", "Key rotated"
     OPT_OUT_SNAPSHOT_IMPORTED = "data.optout_snapshot_imported", "Opt-out snapshot imported"
     EXTRACT_BUILT = "data.extract_built", "Extract built"
     EXTRACT_DELETED = "data.extract_deleted", "Extract deleted"

@@ -9,6 +9,7 @@ password and a locked account, so sign-in reveals nothing about which accounts e
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -43,13 +44,16 @@ class _Outcome:
 
 
 def _register_failure(user: User, *, event_type: EventType, reason: str, ip: str) -> None:
-    """Count a failure on a row already locked FOR UPDATE; lock the account at threshold."""
+    """Count a failure on a row already locked FOR UPDATE; lock the account at threshold.
+    A lock that has run out starts a fresh count: one more mistake does not relock."""
+    if user.locked_until is not None and not _is_locked(user):
+        user.locked_until = None
+        user.failed_login_count = 0
     user.failed_login_count += 1
     data = {"reason": reason, "ip": ip, "consecutive_failures": user.failed_login_count}
-    fields = ["failed_login_count"]
+    fields = ["failed_login_count", "locked_until"]
     if user.failed_login_count >= settings.SDE_LOCKOUT_THRESHOLD and not _is_locked(user):
         user.locked_until = timezone.now() + timedelta(minutes=settings.SDE_LOCKOUT_MINUTES)
-        fields.append("locked_until")
         user.save(update_fields=fields)
         record_event(event_type=event_type, actor=user, target=user, data=data)
         record_event(
@@ -68,6 +72,7 @@ def _is_locked(user: User) -> bool:
 
 
 _DUMMY_HASH = None
+_TOTP_FORMAT = re.compile(r"\d{6}")
 
 
 def _spend_password_time(password: str) -> None:
@@ -152,10 +157,9 @@ def _issue_recovery_codes(user: User) -> list[str]:
         user=user, name="Recovery codes", defaults={"confirmed": True}
     )
     device.token_set.all().delete()
-    codes = [
-        f"{secrets.token_hex(4)}-{secrets.token_hex(4)}"
-        for _ in range(settings.SDE_RECOVERY_CODE_COUNT)
-    ]
+    # 64 random bits in 16 hex characters: django-otp's StaticToken.token holds at most
+    # 16 (PostgreSQL enforces the length; SQLite silently does not).
+    codes = [secrets.token_hex(8) for _ in range(settings.SDE_RECOVERY_CODE_COUNT)]
     StaticToken.objects.bulk_create(StaticToken(device=device, token=code) for code in codes)
     return codes
 
@@ -204,10 +208,13 @@ def verify_second_factor(*, user: User, token: str, ip: str) -> TOTPDevice | Sta
         locked = User.objects.select_for_update().get(pk=user.pk)
         matched: TOTPDevice | StaticDevice | None = None
         if not _is_locked(locked) and locked.is_active:
-            for device in TOTPDevice.objects.filter(user=locked, confirmed=True):
-                if device.verify_token(token):
-                    matched = device
-                    break
+            # Six digits is an authenticator code; anything else can only be a recovery
+            # code, so it never counts as a failed (and throttling) TOTP attempt.
+            if _TOTP_FORMAT.fullmatch(token):
+                for device in TOTPDevice.objects.filter(user=locked, confirmed=True):
+                    if device.verify_token(token):
+                        matched = device
+                        break
             else:
                 static = StaticDevice.objects.filter(user=locked, confirmed=True).first()
                 if static is not None and static.verify_token(token):

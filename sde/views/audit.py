@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Max, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -97,7 +97,10 @@ def audit_export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     if request.GET and not form.is_valid():
         return render(request, "sde/audit_log.html", {"form": form, "rows": []}, status=400)
     filters = form.filters() if request.GET else {}
-    events = search_audit_events(**filters)
+    # The file holds exactly the rows the export event counts: the log as it stands now,
+    # not the export's own event nor any written while the file streams.
+    head = AuditEvent.objects.aggregate(head=Max("sequence"))["head"] or 0
+    events = search_audit_events(**filters).filter(sequence__lte=head)
     _record_view(
         request.user,
         EventType.AUDIT_LOG_EXPORTED,

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
@@ -123,7 +123,7 @@ def person_grant_role(request: HttpRequest, pk: int) -> HttpResponse:
 def person_remove_role(request: HttpRequest, pk: int, role: str) -> HttpResponse:
     person = _person(request, pk)
     if role not in Role.values:
-        return redirect("person-detail", pk=pk)
+        raise Http404("no such role")
     services.remove_role(user=person, role=Role(role), by=request.user)  # type: ignore[arg-type]
     messages.success(request, f"{Role(role).label} removed from {person.display_name}.")
     return redirect("person-detail", pk=pk)

@@ -1,0 +1,168 @@
+"""Every model is classified on purpose, and governed models refuse direct writes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.db import models
+
+from sde.audit.services import get_system_user, sign_checkpoint
+from sde.exceptions import GovernedWriteRefused
+from sde.governance import GovernedModel, governed_writes
+from sde.identity import services
+from sde.identity.models import Organisation, RoleAssignment
+from sde.identity.roles import Role
+from tests import scenarios
+
+pytestmark = pytest.mark.django_db
+
+# Written only by their services (and the service's audit event).
+GOVERNED = {
+    "sde.AuditEvent",
+    "sde.AuditCheckpoint",
+    "sde.Organisation",
+    "sde.OrganisationMembership",
+    "sde.RoleAssignment",
+    "sde.Accreditation",
+    "sde.ApiToken",
+}
+# Deliberately mutable, and why.
+MUTABLE = {
+    "sde.User": "login bookkeeping (failed count, lock, last login) changes on every sign-in",
+    "auth.Permission": "Django's permission catalogue, written by migrations",
+    "auth.Group": "unused; Django's own table",
+    "contenttypes.ContentType": "Django's model catalogue, written by migrations",
+    "sessions.Session": "sessions are written on every request",
+    "otp_totp.TOTPDevice": "django-otp writes drift, last code and throttling on every use",
+    "otp_static.StaticDevice": "django-otp writes throttling on every use",
+    "otp_static.StaticToken": "a recovery code is deleted when it is used",
+    "guardian.UserObjectPermission": "written only via sde.policy by audited services",
+    "guardian.GroupObjectPermission": "unused; guardian's own table",
+}
+
+
+def _label(model: type[models.Model]) -> str:
+    return model._meta.label
+
+
+GOVERNED_MODELS = sorted((m for m in apps.get_models() if issubclass(m, GovernedModel)), key=_label)
+
+
+def test_every_model_is_classified_as_governed_or_deliberately_mutable():
+    labels = {_label(model) for model in apps.get_models()}
+
+    unclassified = labels - GOVERNED - set(MUTABLE)
+    stale = (GOVERNED | set(MUTABLE)) - labels
+
+    assert not unclassified, f"classify these models in test_governance: {unclassified}"
+    assert not stale, f"these classified models no longer exist: {stale}"
+    assert not GOVERNED & set(MUTABLE)
+
+
+def test_the_governed_models_are_exactly_the_governed_model_subclasses():
+    assert {_label(model) for model in GOVERNED_MODELS} == GOVERNED
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Nobody here signs in with a password; argon2 would only slow the matrix down.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def one_of_each() -> None:
+    """At least one row of every governed model, made by the real services."""
+    admin = scenarios.administrator()
+    person = scenarios.person(Role.RESEARCHER, accredited=True)
+    services.add_membership(user=person, organisation=scenarios.organisation(), by=admin)
+    services.create_api_token(user=person, name="scripts", by=person)
+    sign_checkpoint(by=get_system_user())
+    for model in GOVERNED_MODELS:
+        assert model.objects.exists(), _label(model)
+
+
+def _save_new(model: type[models.Model]) -> Any:
+    return model().save()
+
+
+def _save_existing(model: type[models.Model]) -> Any:
+    return model.objects.first().save()
+
+
+def _delete_existing(model: type[models.Model]) -> Any:
+    return model.objects.first().delete()
+
+
+def _update(model: type[models.Model]) -> Any:
+    return model.objects.update()
+
+
+def _filtered_update(model: type[models.Model]) -> Any:
+    row = model.objects.first()
+    return model.objects.filter(pk=row.pk).update(pk=row.pk)
+
+
+def _delete_all(model: type[models.Model]) -> Any:
+    return model.objects.all().delete()
+
+
+def _bulk_create(model: type[models.Model]) -> Any:
+    return model.objects.bulk_create([model()])
+
+
+def _bulk_update(model: type[models.Model]) -> Any:
+    row = model.objects.first()
+    return model.objects.bulk_update([row], fields=[row._meta.pk.name])
+
+
+def _get_or_create(model: type[models.Model]) -> Any:
+    return model.objects.get_or_create(pk=-1)
+
+
+def _update_or_create(model: type[models.Model]) -> Any:
+    return model.objects.update_or_create(pk=-1)
+
+
+WRITES: dict[str, Callable[[type[models.Model]], Any]] = {
+    "save-new": _save_new,
+    "save-existing": _save_existing,
+    "delete-existing": _delete_existing,
+    "objects.update": _update,
+    "filter.update": _filtered_update,
+    "objects.all.delete": _delete_all,
+    "bulk_create": _bulk_create,
+    "bulk_update": _bulk_update,
+    "get_or_create": _get_or_create,
+    "update_or_create": _update_or_create,
+}
+
+
+@pytest.mark.parametrize("write", WRITES)
+@pytest.mark.parametrize("model", GOVERNED_MODELS, ids=_label)
+def test_a_governed_model_refuses_a_write_outside_its_service(one_of_each, model, write):
+    before = model.objects.count()
+
+    with pytest.raises(GovernedWriteRefused):
+        WRITES[write](model)
+
+    assert model.objects.count() == before
+
+
+def test_opening_writes_for_one_model_does_not_open_another(one_of_each):
+    with governed_writes(Organisation), pytest.raises(GovernedWriteRefused):
+        RoleAssignment.objects.all().delete()
+
+    assert RoleAssignment.objects.exists()
+
+
+def test_writes_are_closed_again_after_the_service_block():
+    with governed_writes(Organisation):
+        pass
+
+    with pytest.raises(GovernedWriteRefused):
+        Organisation(name="After", kind=Organisation.Kind.COMPANY).save()
+
+    assert not Organisation.objects.filter(name="After").exists()

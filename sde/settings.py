@@ -264,6 +264,9 @@ if CELERY_BROKER_URL == "filesystem://":
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
+        # Fanout tables (remote control: inspect, ping). kombu's default is ./control,
+        # relative to whatever directory the process started in.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:
@@ -296,6 +299,13 @@ SDE_AUDIT_SIGNING_KEY = (
     _required("SDE_AUDIT_SIGNING_KEY") if PRODUCTION else _env("SDE_AUDIT_SIGNING_KEY")
 )
 
+# --- Pseudonymisation and identity vault keys (sde.keys.keyring) ------------------------
+# Production: "1:<base64 of 32 bytes>,2:<base64>", the highest version current; rotate by
+# appending a version. Development: versioned JSON keyring files under SDE_KEY_DIR.
+SDE_SYSTEM_KEYS = _required("SDE_SYSTEM_KEYS") if PRODUCTION else _env("SDE_SYSTEM_KEYS")
+SDE_MASTER_KEYS = _required("SDE_MASTER_KEYS") if PRODUCTION else _env("SDE_MASTER_KEYS")
+SDE_VAULT_KEYS = _required("SDE_VAULT_KEYS") if PRODUCTION else _env("SDE_VAULT_KEYS")
+
 # --- API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -316,6 +326,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # One name for the role choices wherever they appear (a role, a list of roles).
+    "ENUM_NAME_OVERRIDES": {"RoleEnum": "sde.identity.roles.Role"},
 }
 SDE_API_TOKEN_DAYS = _env_int("SDE_API_TOKEN_DAYS", 30)
 

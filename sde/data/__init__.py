@@ -1,0 +1,1 @@
+"""Data generation and handling that stays pure: NumPy/pandas/pyarrow, no Django."""

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.db import models
 
 from sde.exceptions import GovernedWriteRefused
-from sde.governance import GovernedModel
+from sde.governance import GovernedModel, GovernedQuerySet
+
+
+class AppendOnlyQuerySet(GovernedQuerySet):
+    """Bulk changes are refused even inside ``governed_writes``: the service may insert,
+    nothing may update or delete (SQLite has no trigger to catch it)."""
+
+    def update(self, **kwargs: Any) -> int:
+        raise GovernedWriteRefused(f"{self.model.__name__} is append-only.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise GovernedWriteRefused(f"{self.model.__name__} is append-only.")
+
+    def bulk_update(self, objs: Any, *args: Any, **kwargs: Any) -> int:
+        raise GovernedWriteRefused(f"{self.model.__name__} is append-only.")
 
 
 class AppendOnlyModel(GovernedModel):
     """Insert through the service; never update or delete (also a trigger on PostgreSQL)."""
+
+    objects: ClassVar[models.Manager[Any]] = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         abstract = True

@@ -29,6 +29,7 @@ MAX_DATA_BYTES = 4096
 # and counts, never identifiers of patients, so such a value is refused outright.
 _NHS_NUMBER_LIKE = re.compile(r"(?<![0-9A-Za-z])\d{3}[ -]?\d{3}[ -]?\d{4}(?![0-9A-Za-z])")
 SYSTEM_USERNAME = "system"
+_EVENT_TYPES = frozenset(EventType.values)  # EventType.values rebuilds its list each call
 
 
 def get_system_user() -> User:
@@ -82,7 +83,7 @@ def record_event(
     """
     if not connection.in_atomic_block:
         raise AuditError("record_event must run inside the transaction of the change")
-    if event_type not in EventType.values:
+    if event_type not in _EVENT_TYPES:
         raise AuditError(f"unknown audit event type {event_type!r}")
     if target is not None:
         target_type, target_id, target_display = _describe(target)
@@ -121,18 +122,32 @@ def _enqueue_checkpoint() -> None:
     sign_audit_checkpoint_task.delay()
 
 
+def _checkpointed_up_to_date() -> bool:
+    """Whether nothing but checkpoint signing has happened since the latest checkpoint.
+    Signing writes its own event after the head it signs; that event alone must not call
+    for another checkpoint, or every scheduled run would sign again."""
+    covered = (
+        AuditCheckpoint.objects.order_by("-sequence").values_list("sequence", flat=True).first()
+    )
+    if covered is None:
+        return False
+    since = AuditEvent.objects.filter(sequence__gt=covered)
+    return not since.exclude(event_type=EventType.AUDIT_CHECKPOINT_SIGNED).exists()
+
+
 def sign_checkpoint(*, by: User) -> AuditCheckpoint | None:
     """Verify the chain up to its current head and sign a checkpoint of it.
 
     Takes no lock: events up to the head are immutable, so concurrent writers carry on.
-    Returns None if the head is already checkpointed (idempotent) or the log is empty.
+    Returns None if nothing but checkpoint signing has happened since the latest
+    checkpoint (idempotent) or the log is empty.
     Raises AuditError, and records a failed verification, if the chain does not verify:
     a broken chain is never signed.
     """
     from sde.audit.selectors import verify_audit_log
 
     head = AuditEvent.objects.order_by("-sequence").values_list("sequence", "chain_hash").first()
-    if head is None or AuditCheckpoint.objects.filter(sequence=head[0]).exists():
+    if head is None or _checkpointed_up_to_date():
         return None
     result = verify_audit_log(up_to=head[0])
     if not result.ok:

@@ -35,8 +35,8 @@ def _get(url: str) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
-    except urllib.error.URLError:
-        return 0, "not listening yet"
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, "not answering yet"  # still starting, or a busy machine
 
 
 @pytest.fixture
@@ -105,7 +105,11 @@ def test_make_run_serves_the_site_and_ctrl_c_stops_everything(run_env: dict[str,
             time.sleep(0.5)
         assert status == 200, body
         assert '"broker": "ok"' in body and '"database": "ok"' in body
-        status, body = _get(f"{base}/accounts/login/")
+        while time.monotonic() < deadline:
+            status, body = _get(f"{base}/accounts/login/")
+            if status == 200:
+                break
+            time.sleep(0.5)
         assert status == 200 and "Demo accounts" in body and "DEMO" in body
     finally:
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground group

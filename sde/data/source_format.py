@@ -6,8 +6,9 @@ header row, ISO ``YYYY-MM-DD`` dates, ``true``/``false`` booleans, empty = missi
 sends it. ``validation`` checks files against this module; the catalogue is seeded from
 it (descriptions and sensitivities); the synthetic generator writes to it.
 
-Pure data: no Django, no settings. The code lists are the same values, under the same
-names, as ``sde.data.synth`` uses, so the generator can import them from here.
+Pure data: no Django, no settings. This module is the one definition of the tables, their
+columns and the code lists: ``sde.data.synth`` imports them from here (its pandas dtypes
+are ``pandas_schema``).
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ MAIN_DATE: Final[Mapping[str, str | None]] = {
 }  # fmt: skip
 
 # ---------------------------------------------------------------------------------------
-# Code lists (same names and values as sde.data.synth)
+# Code lists (the synthetic generator draws from these; its models name the codes they record)
 # ---------------------------------------------------------------------------------------
 
 SNOMED_CODES: Final[tuple[str, ...]] = (
@@ -202,7 +203,7 @@ ICD10_CODES: Final[tuple[str, ...]] = tuple(
 )
 ADMISSION_METHODS: Final = ("elective", "emergency", "maternity")
 DISCHARGE_METHODS: Final = ("discharged", "died")
-PROVIDERS: Final = ("R9A", "R9B", "R9C", "R9D", "R9E")
+PROVIDERS: Final = ("R9A", "R9B", "R9C", "R9D", "R9E")  # synthetic acute trusts, one per Place
 AE_DISPOSAL_CODES: Final = (
     "admitted", "discharged", "gp_follow_up", "referred_to_clinic", "left_before_treatment",
     "transferred",

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
 
+from sde.data import source_format as sf
 from sde.data import synth
 from sde.data.pseudonymisation import valid_nhs_numbers
 from sde.exceptions import ValidationError
@@ -124,6 +125,26 @@ def test_patients_have_unique_nhs_numbers_apart_from_duplicate_rows(drop, people
 
 
 # --- schema --------------------------------------------------------------------------------
+
+
+def test_every_code_the_models_record_is_in_the_contracts_code_lists():
+    measured = {synth.BMI, synth.HBA1C, synth.SYSTOLIC_BP, synth.DIASTOLIC_BP, synth.OBESITY}
+    snomed = {c.snomed for c in (*synth.CONDITIONS, *synth.DEFICITS)} | measured | {
+        synth.TYPE1_DIABETES, synth.BIPOLAR, synth.TYPE1_DISSENT,
+        *(code for code, _ in (*synth.CKD_STAGES, *synth.SMOKING)),
+    }  # fmt: skip
+    generic = (*synth.EMERGENCY_GENERIC.values(), *synth.ELECTIVE_GENERIC.values())
+    icd10 = {c.icd10 for c in synth.CONDITIONS if c.icd10} | {synth.CHEMOTHERAPY}
+    icd10 |= {code for code, _ in synth.MATERNITY} | {code for codes in generic for code in codes}
+    medicines = {code for m in (*synth.CONDITIONS, *synth.DEFICITS) for code, _ in m.medicines}
+    specialties = {c.specialty for c in synth.CONDITIONS if c.specialty}
+    specialties |= {code for codes in synth.OP_GENERIC.values() for code in codes}
+
+    assert snomed == set(sf.SNOMED_CODES)
+    assert icd10 == set(sf.ICD10_CODES)
+    assert medicines | {synth.ANTIBIOTICS} <= set(sf.BNF_SECTIONS)
+    assert specialties <= set(sf.SPECIALTIES)
+    assert [code for code, _ in synth.AE_DISPOSALS] == list(sf.AE_DISPOSAL_CODES)
 
 
 def test_every_table_has_its_documented_columns_and_dtypes(drop):
@@ -314,6 +335,21 @@ def _impossible_dates(drop, people, name: str, table: pd.DataFrame) -> int:
     start = {"before_birth": "date_of_birth", "end_before_start": None}[kind]
     start = start or ("admission_date" if name == "apc_spells" else "start_date")
     return int((table[column] < table[start]).sum())
+
+
+def test_events_after_death_are_past_the_grace_day_and_of_people_ingestion_can_link():
+    config = synth.SynthConfig(faults=synth.FaultRates(impossible_date=0.05))
+    drop = synth.generate(patients=5_000, seed=2, config=config, tables=["patients", "gp_events"])
+    patients, events = drop["patients"], drop["gp_events"]
+    died = events["nhs_number"].map(drop.truth.set_index("nhs_number")["date_of_death"])
+    after = events[events["date"] > died]
+    # A patients row with an invalid NHS number or registered before birth is quarantined.
+    clean = valid_nhs_numbers(patients["nhs_number"])
+    clean &= patients["registration_start"] >= patients["date_of_birth"]
+
+    assert len(after) == drop.faults["gp_events"]["impossible_date"] > 0
+    assert (after["date"] - died[after.index]).min() > pd.Timedelta(days=sf.DEATH_GRACE_DAYS)
+    assert after["nhs_number"].isin(patients.loc[clean, "nhs_number"]).all()
 
 
 @pytest.mark.parametrize("name", synth.TABLES[:-1])

@@ -11,6 +11,13 @@ HOST="${SDE_HOST:-127.0.0.1}"
 $BIN/python manage.py migrate --noinput
 echo "Creating demo organisations and accounts..."
 $BIN/python manage.py seed_demo
+DROP="${SDE_VAR_DIR:-var}/demo-drop"
+if [ ! -f "$DROP/manifest.json" ]; then
+  echo "Generating the synthetic ICS dataset (${SDE_DEMO_PATIENTS:-20000} people)..."
+  $BIN/python manage.py synth --patients "${SDE_DEMO_PATIENTS:-20000}" --seed 2026 --out "$DROP"
+fi
+echo "Ingesting it (validation, quarantine, pseudonymisation, identity vault)..."
+$BIN/python manage.py ingest "$DROP" --label "Demo synthetic ICS drop"
 echo "Verifying the audit log..."
 $BIN/python manage.py verify_audit
 

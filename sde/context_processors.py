@@ -21,6 +21,9 @@ def _nav(request: HttpRequest) -> list[dict[str, Any]]:
         items.append(("Audit log", "audit-log"))
     if policy.user_can_list_people(user):
         items.append(("People", "people-list"))
+    items.append(("Data catalogue", "catalogue"))
+    if policy.user_can_manage_datasets(user):
+        items.append(("Ingestion", "ingest-list"))
     items.append(("Organisations", "organisation-list"))
     items.append(("Your account", "account"))
     path = request.path_info

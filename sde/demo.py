@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -187,8 +186,7 @@ def seed_demo() -> list[dict[str, str]]:
             password=password,
             by=system,
         )
-        with transaction.atomic():
-            User.objects.filter(pk=admin.pk).update(is_demo=True)
+        User.objects.filter(pk=admin.pk).update(is_demo=True)
     _enrol_demo_device(admin)
 
     organisations: dict[str, Organisation] = {}
@@ -214,8 +212,7 @@ def seed_demo() -> list[dict[str, str]]:
             password=password,
             by=admin,
         )
-        with transaction.atomic():
-            User.objects.filter(pk=user.pk).update(is_demo=True)
+        User.objects.filter(pk=user.pk).update(is_demo=True)
         for role in roles:
             services.grant_role(user=user, role=role, by=admin, reason="demo")
         services.add_membership(user=user, organisation=organisations[org_key], by=admin)
@@ -229,4 +226,8 @@ def seed_demo() -> list[dict[str, str]]:
                 by=admin,
             )
         _enrol_demo_device(user)
+    custodian = User.objects.get(username="custodian")
+    from sde.data.catalogue import register_standard_datasets
+
+    register_standard_datasets(by=custodian, dpia_reference="DEMO-DPIA-001")
     return demo_credentials()

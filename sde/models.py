@@ -1,6 +1,14 @@
 """Core models, gathered from the core's sub-packages so Django finds them."""
 
 from sde.audit.models import AuditCheckpoint, AuditEvent
+from sde.data.models import (
+    Dataset,
+    DatasetField,
+    DatasetVersion,
+    IdentityVaultRecord,
+    Ingest,
+    Sensitivity,
+)
 from sde.identity.models import (
     Accreditation,
     ApiToken,
@@ -15,8 +23,14 @@ __all__ = [
     "ApiToken",
     "AuditCheckpoint",
     "AuditEvent",
+    "Dataset",
+    "DatasetField",
+    "DatasetVersion",
+    "IdentityVaultRecord",
+    "Ingest",
     "Organisation",
     "OrganisationMembership",
     "RoleAssignment",
+    "Sensitivity",
     "User",
 ]

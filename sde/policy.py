@@ -126,6 +126,24 @@ def check_manage_organisations(user: Any) -> None:
     _require(user, Capability.MANAGE_ORGANISATIONS)
 
 
+# --- Data catalogue and ingestion -------------------------------------------------------
+def user_can_manage_datasets(user: Any) -> bool:
+    return has_capability(user, Capability.MANAGE_DATASETS)
+
+
+def check_manage_datasets(user: Any) -> None:
+    """Data custodians; and the system actor, for operators running ``manage.py ingest``
+    on the server (shell access to the platform is custodian-level trust)."""
+    if getattr(user, "is_system", False):
+        return
+    _require(user, Capability.MANAGE_DATASETS)
+
+
+def user_can_read_catalogue(user: Any) -> bool:
+    # Metadata only, never rows: every signed-in person may read the catalogue.
+    return _active(user)
+
+
 # --- API tokens --------------------------------------------------------------------------
 def check_manage_api_token(user: Any, owner: User) -> None:
     if not _active(user) or user.pk != owner.pk:

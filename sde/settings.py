@@ -292,6 +292,12 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Uploads -------------------------------------------------------------------------
+# A drop's files stream to disk (never held in memory); each file is capped.
+SDE_MAX_UPLOAD_BYTES = _env_int("SDE_MAX_UPLOAD_BYTES", 2 * 1024**3)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024**2
+DATA_UPLOAD_MAX_NUMBER_FILES = 20
+
 # --- Audit -----------------------------------------------------------------------------
 SDE_AUDIT_CHECKPOINT_EVERY = _env_int("SDE_AUDIT_CHECKPOINT_EVERY", 1000)
 # Production: base64 of the raw 32-byte Ed25519 private key. Development: generated file.

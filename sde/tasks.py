@@ -8,6 +8,7 @@ from celery import shared_task
 
 from sde.audit.selectors import verify_audit_log
 from sde.audit.services import get_system_user, record_verification, sign_checkpoint
+from sde.data.models import Ingest
 from sde.exceptions import AuditError
 
 logger = logging.getLogger(__name__)
@@ -32,3 +33,22 @@ def sign_audit_checkpoint_task() -> int | None:
         logger.error("audit checkpoint not signed: %s", error)
         return None
     return checkpoint.sequence if checkpoint else None
+
+
+@shared_task(name="sde.tasks.ingest_drop_task", time_limit=3 * 3600, soft_time_limit=3 * 3600 - 60)
+def ingest_drop_task(ingest_id: int) -> str:
+    """Run a queued ingest. Idempotent: a finished ingest is left as it is; a redelivered
+    task (its worker died mid-run) starts the ingest again from a clean staging folder."""
+    from sde.data.ingestion import run_ingest
+
+    ingest = Ingest.objects.filter(pk=ingest_id).first()
+    if ingest is None:
+        return "missing"
+    if ingest.status in (Ingest.Status.SUCCEEDED, Ingest.Status.FAILED):
+        return str(ingest.status)
+    try:
+        ingest = run_ingest(ingest=ingest, by=get_system_user())
+    except Exception as error:  # noqa: BLE001 - run_ingest has recorded the failure
+        logger.error("ingest %s failed: %s", ingest_id, type(error).__name__)
+        return str(Ingest.Status.FAILED)
+    return str(ingest.status)

@@ -3,7 +3,7 @@ otherwise)."""
 
 from django.urls import include, path
 
-from sde.views import account, audit, auth, dashboard, organisations, people
+from sde.views import account, audit, auth, dashboard, data, organisations, people
 
 urlpatterns = [
     path("", dashboard.home, name="home"),
@@ -60,6 +60,13 @@ urlpatterns = [
         organisations.organisation_remove_member,
         name="organisation-remove-member",
     ),
+    # Data catalogue and ingestion
+    path("catalogue/", data.catalogue_list, name="catalogue"),
+    path("catalogue/<slug:slug>/", data.dataset_detail, name="dataset-detail"),
+    path("data/ingests/", data.ingest_list, name="ingest-list"),
+    path("data/ingests/<int:pk>/", data.ingest_detail, name="ingest-detail"),
+    path("data/ingests/<int:pk>/status", data.ingest_status, name="ingest-status"),
+    path("data/ingests/<int:pk>/quarantine.csv", data.quarantine_report, name="ingest-quarantine"),
     # API
     path("api/", include("sde.api.urls")),
 ]

@@ -54,7 +54,16 @@ class EventType(models.TextChoices):
     AGREEMENT_ACCEPTED = "project.agreement_accepted", "Agreement accepted"
     PROJECT_WORKSPACE_VIEWED = "project.workspace_viewed", "Project workspace viewed"
     # Data
+    DATASET_REGISTERED = "data.dataset_registered", "Dataset registered in the catalogue"
+    INGEST_REQUESTED = "data.ingest_requested", "Ingest requested"
+    INGEST_STARTED = "data.ingest_started", "Ingest started"
+    INGEST_FAILED = "data.ingest_failed", "Ingest failed"
+    INGEST_REUSED = "data.ingest_reused", "Ingest of an already ingested drop (no new version)"
     DATASET_VERSION_INGESTED = "data.version_ingested", "Dataset version ingested"
+    QUARANTINE_REPORT_DOWNLOADED = (
+        "data.quarantine_report_downloaded",
+        ("Quarantine report downloaded"),
+    )
     KEY_VERSION_USED = "data.key_version_used", "Key version used"
     KEY_ROTATED = "data.key_rotated", "Key rotated"
     OPT_OUT_SNAPSHOT_IMPORTED = "data.optout_snapshot_imported", "Opt-out snapshot imported"

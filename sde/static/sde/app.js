@@ -59,3 +59,26 @@
     init();
   }
 })();
+
+// Ingest progress: poll the status endpoint (database state) and reload when finished.
+(function () {
+  var box = document.querySelector("[data-ingest-status-url]");
+  if (!box) { return; }
+  var bar = document.getElementById("ingest-progress");
+  var stage = document.getElementById("ingest-stage");
+  function poll() {
+    fetch(box.getAttribute("data-ingest-status-url"), { credentials: "same-origin" })
+      .then(function (response) { return response.json(); })
+      .then(function (state) {
+        if (bar) { bar.value = state.progress; bar.textContent = state.progress + "%"; }
+        if (stage && state.stage) { stage.textContent = state.stage; }
+        if (state.status === "succeeded" || state.status === "failed") {
+          window.location.reload();
+        } else {
+          window.setTimeout(poll, 1500);
+        }
+      })
+      .catch(function () { window.setTimeout(poll, 5000); });
+  }
+  window.setTimeout(poll, 1000);
+})();

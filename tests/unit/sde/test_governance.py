@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +11,9 @@ from django.apps import apps
 from django.db import models
 
 from sde.audit.services import get_system_user, sign_checkpoint
+from sde.data import synth
+from sde.data.catalogue import register_standard_datasets
+from sde.data.ingestion import request_ingest, run_ingest
 from sde.exceptions import GovernedWriteRefused
 from sde.governance import GovernedModel, governed_writes
 from sde.identity import services
@@ -28,6 +32,11 @@ GOVERNED = {
     "sde.RoleAssignment",
     "sde.Accreditation",
     "sde.ApiToken",
+    "sde.Dataset",
+    "sde.DatasetField",
+    "sde.DatasetVersion",
+    "sde.Ingest",
+    "sde.IdentityVaultRecord",
 }
 # Deliberately mutable, and why.
 MUTABLE = {
@@ -72,13 +81,30 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(scope="module")
+def tiny_drop(tmp_path_factory) -> Path:
+    """A source drop of a few people's patients table (one dataset version when ingested)."""
+    folder = tmp_path_factory.mktemp("drop")
+    config = synth.SynthConfig(faults=synth.FaultRates.none())
+    synth.write_drop(
+        synth.generate(patients=20, seed=1, config=config, tables=["patients"]), folder
+    )
+    return folder
+
+
 @pytest.fixture
-def one_of_each() -> None:
+def one_of_each(settings, tmp_path, tiny_drop) -> None:
     """At least one row of every governed model, made by the real services."""
+    settings.SDE_DATA_ROOT = tmp_path / "data"
+    settings.SDE_KEY_DIR = tmp_path / "keys"
     admin = scenarios.administrator()
     person = scenarios.person(Role.RESEARCHER, accredited=True)
     services.add_membership(user=person, organisation=scenarios.organisation(), by=admin)
     services.create_api_token(user=person, name="scripts", by=person)
+    custodian = scenarios.person(Role.DATA_CUSTODIAN)
+    register_standard_datasets(by=custodian)
+    ingest = request_ingest(drop_dir=tiny_drop, by=custodian, enqueue=False)
+    run_ingest(ingest=ingest, by=custodian)
     sign_checkpoint(by=get_system_user())
     for model in GOVERNED_MODELS:
         assert model.objects.exists(), _label(model)

@@ -8,6 +8,7 @@ from celery import shared_task
 
 from sde.audit.selectors import verify_audit_log
 from sde.audit.services import get_system_user, record_verification, sign_checkpoint
+from sde.data.ingestion import run_ingest
 from sde.data.models import Ingest
 from sde.exceptions import AuditError
 
@@ -39,8 +40,6 @@ def sign_audit_checkpoint_task() -> int | None:
 def ingest_drop_task(ingest_id: int) -> str:
     """Run a queued ingest. Idempotent: a finished ingest is left as it is; a redelivered
     task (its worker died mid-run) starts the ingest again from a clean staging folder."""
-    from sde.data.ingestion import run_ingest
-
     ingest = Ingest.objects.filter(pk=ingest_id).first()
     if ingest is None:
         return "missing"

@@ -4,6 +4,7 @@ DATABASE_URL is set) and the real broker."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -63,3 +64,26 @@ def ig_officer(db: None) -> User:
 @pytest.fixture
 def researcher(db: None) -> User:
     return scenarios.person(Role.RESEARCHER, accredited=True)
+
+
+@pytest.fixture
+def private_data_root(settings: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """A private data root and development key folder, so nothing touches real data or
+    keys; fast password hashing (argon2 is deliberately slow and nobody signs in here)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
+    settings.SDE_DATA_ROOT = tmp_path / "data"  # type: ignore[attr-defined]
+    settings.SDE_KEY_DIR = tmp_path / "keys"  # type: ignore[attr-defined]
+    settings.PRODUCTION = False  # type: ignore[attr-defined]
+    for variable in ("SDE_SYSTEM_KEYS", "SDE_MASTER_KEYS", "SDE_VAULT_KEYS"):
+        setattr(settings, variable, None)
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def custodian(db: None) -> User:
+    """A data custodian, with the standard datasets registered."""
+    from sde.data.catalogue import register_standard_datasets
+
+    person = scenarios.person(Role.DATA_CUSTODIAN)
+    register_standard_datasets(by=person)
+    return person

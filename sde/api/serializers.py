@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from sde.audit import chain
 from sde.audit.models import AuditEvent
 from sde.identity.models import Accreditation, Organisation, User
 from sde.identity.roles import Role
@@ -48,20 +49,7 @@ class RoleGrantSerializer(serializers.Serializer):
 class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
-        fields = [
-            "sequence",
-            "occurred_at",
-            "event_type",
-            "actor_id",
-            "actor_display",
-            "target_type",
-            "target_id",
-            "target_display",
-            "project_id",
-            "data",
-            "entry_hash",
-            "chain_hash",
-        ]
+        fields = list(chain.EVENT_FIELDS)
 
 
 class AuditEventDetailSerializer(AuditEventSerializer):

@@ -23,6 +23,8 @@ HASHED_FIELDS = (
     "project_id",
     "data",
 )
+# Every stored field of an event, in the order exports and the API present them.
+EVENT_FIELDS = (*HASHED_FIELDS, "entry_hash", "chain_hash")
 
 
 def canonical_json(value: Any) -> bytes:

@@ -15,14 +15,12 @@ from sde.audit.events import EventType
 from sde.audit.models import AuditCheckpoint, AuditEvent
 from sde.keys import trusted_audit_public_keys
 
-_FIELDS = (*chain.HASHED_FIELDS, "entry_hash", "chain_hash")
-
 
 def _rows(up_to: int | None) -> Iterator[dict[str, Any]]:
     events = AuditEvent.objects.order_by("sequence")
     if up_to is not None:
         events = events.filter(sequence__lte=up_to)
-    yield from events.values(*_FIELDS).iterator(chunk_size=5000)
+    yield from events.values(*chain.EVENT_FIELDS).iterator(chunk_size=5000)
 
 
 def verify_audit_log(*, up_to: int | None = None) -> chain.VerificationResult:

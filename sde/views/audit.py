@@ -16,6 +16,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from sde import policy
+from sde.audit import chain
 from sde.audit.events import EventType
 from sde.audit.forms import AuditSearchForm
 from sde.audit.models import AuditEvent
@@ -75,20 +76,7 @@ class _Echo:
         return value
 
 
-CSV_COLUMNS = [
-    "sequence",
-    "occurred_at",
-    "event_type",
-    "actor_id",
-    "actor_display",
-    "target_type",
-    "target_id",
-    "target_display",
-    "project_id",
-    "data",
-    "entry_hash",
-    "chain_hash",
-]
+CSV_COLUMNS = list(chain.EVENT_FIELDS)
 
 
 def audit_export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:

@@ -18,7 +18,6 @@ from sde.audit.events import EventType
 from sde.audit.models import AuditEvent
 from sde.celery import app as celery_app
 from sde.data import synth
-from sde.data.catalogue import register_standard_datasets
 from sde.data.ingestion import request_ingest, run_ingest
 from sde.data.models import Dataset, Ingest
 from sde.identity.models import User
@@ -33,22 +32,8 @@ NOT_CUSTODIANS = [r for r in Role if r != Role.DATA_CUSTODIAN]
 
 
 @pytest.fixture(autouse=True)
-def data_root(settings, tmp_path: Path) -> Path:
-    """A private data root and key folder; fast password hashing (nobody signs in here)."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    settings.SDE_DATA_ROOT = tmp_path / "data"
-    settings.SDE_KEY_DIR = tmp_path / "keys"
-    settings.PRODUCTION = False
-    for variable in ("SDE_SYSTEM_KEYS", "SDE_MASTER_KEYS", "SDE_VAULT_KEYS"):
-        setattr(settings, variable, None)
-    return settings.SDE_DATA_ROOT
-
-
-@pytest.fixture
-def custodian() -> User:
-    person = scenarios.person(Role.DATA_CUSTODIAN)
-    register_standard_datasets(by=person)
-    return person
+def data_root(private_data_root: Path) -> Path:
+    return private_data_root
 
 
 def _drop(tmp_path: Path, *, faults: synth.FaultRates | None = None, name: str = "drop") -> Path:

@@ -56,24 +56,8 @@ DATE_REASONS = {
 
 
 @pytest.fixture(autouse=True)
-def data_root(settings, tmp_path: Path) -> Path:
-    """A private data root and development key folder: nothing touches real data or keys.
-    (Nobody here signs in with a password; argon2 would only slow every test down.)"""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    settings.SDE_DATA_ROOT = tmp_path / "data"
-    settings.SDE_KEY_DIR = tmp_path / "keys"
-    settings.PRODUCTION = False
-    for variable in ("SDE_SYSTEM_KEYS", "SDE_MASTER_KEYS", "SDE_VAULT_KEYS"):
-        setattr(settings, variable, None)
-    return settings.SDE_DATA_ROOT
-
-
-@pytest.fixture
-def custodian() -> User:
-    """A data custodian, with the standard datasets registered."""
-    person = scenarios.person(Role.DATA_CUSTODIAN)
-    register_standard_datasets(by=person)
-    return person
+def data_root(private_data_root: Path) -> Path:
+    return private_data_root
 
 
 @cache

@@ -91,6 +91,25 @@ def _admin_cards() -> list[Card]:
     ]
 
 
+def _custodian_cards() -> list[Card]:
+    from sde.data.models import Dataset, Ingest
+
+    active = Ingest.objects.filter(status__in=[Ingest.Status.QUEUED, Ingest.Status.RUNNING])
+    latest = Ingest.objects.order_by("-created_at").first()
+    lines = ["ingests queued or running"]
+    tone = ""
+    if latest is not None:
+        lines.append(
+            f"Latest: #{latest.pk} {latest.get_status_display().lower()}, "
+            f"{latest.quarantined_rows} rows quarantined."
+        )
+        tone = "warning" if latest.status == Ingest.Status.FAILED else ""
+    unloaded = Dataset.objects.filter(versions__isnull=True).count()
+    if unloaded:
+        lines.append(f"{unloaded} registered datasets have no version yet.")
+    return [Card("Ingestion", active.count(), lines, "Ingest a drop", reverse("ingest-list"), tone)]
+
+
 def dashboard_for(user: User) -> dict[str, object]:
     today = timezone.localdate()
     roles = sorted(current_roles(user), key=lambda r: r.label)
@@ -99,6 +118,8 @@ def dashboard_for(user: User) -> dict[str, object]:
         cards += _ig_cards(today)
     if policy.user_can_manage_accounts(user):
         cards += _admin_cards()
+    if policy.user_can_manage_datasets(user):
+        cards += _custodian_cards()
     accreditations = list(current_accreditations(user, on=today))
     return {
         "roles": [

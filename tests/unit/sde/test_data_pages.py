@@ -355,3 +355,13 @@ def test_the_ingest_page_links_to_the_quarantine_report(tmp_path, client_for, cu
 
     assert reverse("ingest-quarantine", args=[ingest.pk]) in html
     assert json.dumps(ingest.quarantined_rows) in html
+
+
+def test_the_custodian_dashboard_shows_the_latest_ingest(tmp_path, client_for, custodian):
+    ingest = _ingest(_drop(tmp_path), custodian)
+
+    html = client_for(custodian).get(reverse("dashboard")).content.decode()
+
+    assert "Ingestion" in html
+    assert f"Latest: #{ingest.pk} succeeded" in html
+    assert reverse("ingest-list") in html

@@ -31,7 +31,10 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-$BIN/celery -A sde worker --beat --loglevel=INFO --concurrency=1 \
+# The worker runs in its own session so that Ctrl-C reaches it once, from stop(), as a
+# single TERM (a warm shutdown that waits for its pool and beat); a second signal would
+# make it a cold shutdown that can orphan its children.
+setsid $BIN/celery -A sde worker --beat --loglevel=INFO --concurrency=1 \
   --schedule="${SDE_VAR_DIR:-var}/celerybeat-schedule" &
 pids+=($!)
 $BIN/gunicorn sde.wsgi --bind "$HOST:$PORT" --workers 2 --threads 4 --access-logfile - &

@@ -120,9 +120,12 @@ def test_make_run_serves_the_site_and_ctrl_c_stops_everything(run_env: dict[str,
             pytest.fail("make run did not stop on Ctrl-C within 60 s")
     leftover = ""
     for _ in range(40):  # children may take a moment to finish their own shutdown
-        leftover = subprocess.run(
-            ["pgrep", "-a", "-g", str(process.pid)], capture_output=True, text=True
-        ).stdout.strip()
+        # The script's process group (web server), and the worker by its own folder: the
+        # worker runs in a session of its own.
+        leftover = "\n".join(
+            subprocess.run(["pgrep", "-a", *match], capture_output=True, text=True).stdout.strip()
+            for match in (["-g", str(process.pid)], ["-f", run_env["SDE_VAR_DIR"]])
+        ).strip()
         if not leftover:
             break
         time.sleep(0.5)

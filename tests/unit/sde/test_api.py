@@ -7,20 +7,20 @@ from datetime import timedelta
 
 import pytest
 import yaml
-from django.db.models import Max
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.validation import validate_schema
 
 from sde.audit.events import EventType
-from sde.audit.models import AuditEvent
 from sde.audit.services import get_system_user
 from sde.identity import services
 from sde.identity.models import Organisation, User
 from sde.identity.roles import Role
 from sde.identity.selectors import current_roles
 from tests import scenarios
+from tests.events import events_since as _events_since
+from tests.events import mark as _mark
 
 pytestmark = pytest.mark.django_db
 
@@ -32,14 +32,6 @@ JSON = "application/json"
 def _fast_password_hashing(settings):
     # Nobody here signs in with a password; argon2 would only slow the matrices down.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def _mark() -> int:
-    return AuditEvent.objects.aggregate(last=Max("sequence"))["last"] or 0
-
-
-def _events_since(mark: int) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(sequence__gt=mark).order_by("sequence"))
 
 
 def _token_client(user) -> Client:

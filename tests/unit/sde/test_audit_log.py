@@ -16,7 +16,6 @@ from django.core import mail
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 from django.db.backends.utils import CursorWrapper
-from django.db.models import Max
 
 from sde.audit import chain, services
 from sde.audit.events import EventType
@@ -31,18 +30,14 @@ from sde.identity.roles import Role
 from sde.keys import audit_signing_key, public_key_id
 from sde.tasks import sign_audit_checkpoint_task, verify_audit_task
 from tests import scenarios
+from tests.events import events_since as _events_since
+from tests.events import mark as _mark
 
 APPEND_ONLY_TABLES = ("sde_auditevent", "sde_auditcheckpoint")
 _COLUMNS = (*chain.HASHED_FIELDS, "entry_hash", "chain_hash")
 
 
 # --- helpers ---------------------------------------------------------------------------
-def _mark() -> int:
-    return AuditEvent.objects.aggregate(last=Max("sequence"))["last"] or 0
-
-
-def _events_since(mark: int) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(sequence__gt=mark).order_by("sequence"))
 
 
 def _sequences() -> list[int]:

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.db.models import Max
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -22,6 +21,9 @@ from sde.identity.authentication import MFA_FAILED_MESSAGE, SIGN_IN_FAILED_MESSA
 from sde.identity.models import User
 from sde.identity.roles import Role
 from tests import scenarios
+from tests.events import events_since as _events_since
+from tests.events import mark as _mark
+from tests.events import types_since as _types_since
 
 pytestmark = pytest.mark.django_db
 
@@ -30,16 +32,6 @@ WRONG_PASSWORD = "violet-anchor-meadow-43"
 
 
 # --- helpers ---------------------------------------------------------------------------
-def _mark() -> int:
-    return AuditEvent.objects.aggregate(last=Max("sequence"))["last"] or 0
-
-
-def _events_since(mark: int) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(sequence__gt=mark).order_by("sequence"))
-
-
-def _types_since(mark: int) -> list[str]:
-    return [event.event_type for event in _events_since(mark)]
 
 
 def _sign_in(client: Client, username: str, password: str = PASSWORD, **extra: str):

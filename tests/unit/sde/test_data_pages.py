@@ -11,11 +11,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db.models import Max
 from django.urls import reverse
 
 from sde.audit.events import EventType
-from sde.audit.models import AuditEvent
 from sde.celery import app as celery_app
 from sde.data import synth
 from sde.data.ingestion import request_ingest, run_ingest
@@ -23,6 +21,8 @@ from sde.data.models import Dataset, Ingest
 from sde.identity.models import User
 from sde.identity.roles import Role
 from tests import scenarios
+from tests.events import events_since as _events_since
+from tests.events import mark as _mark
 
 pytestmark = pytest.mark.django_db
 
@@ -45,14 +45,6 @@ def _drop(tmp_path: Path, *, faults: synth.FaultRates | None = None, name: str =
 
 def _ingest(drop: Path, by: User) -> Ingest:
     return run_ingest(ingest=request_ingest(drop_dir=drop, by=by, enqueue=False), by=by)
-
-
-def _mark() -> int:
-    return AuditEvent.objects.aggregate(last=Max("sequence"))["last"] or 0
-
-
-def _events_since(mark: int) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(sequence__gt=mark).order_by("sequence"))
 
 
 def _uploads(drop: Path, names: list[str] | None = None) -> list[SimpleUploadedFile]:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import pytest
 from django.conf import settings
-from django.db.models import Max
 from django.urls import reverse
 
 from sde.audit.events import EventType
@@ -18,6 +17,8 @@ from sde.audit.models import AuditEvent
 from sde.identity.models import ApiToken, Organisation, User
 from sde.identity.roles import Role
 from tests import scenarios
+from tests.events import events_since as _events_since
+from tests.events import mark as _mark
 
 pytestmark = pytest.mark.django_db
 
@@ -28,14 +29,6 @@ R = Role
 def _fast_password_hashing(settings):
     # Nobody here signs in through the sign-in page; argon2 would only slow things down.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def _mark() -> int:
-    return AuditEvent.objects.aggregate(last=Max("sequence"))["last"] or 0
-
-
-def _events_since(mark: int) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(sequence__gt=mark).order_by("sequence"))
 
 
 # --- every page renders for the roles that need it -------------------------------------

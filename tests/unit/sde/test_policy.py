@@ -12,13 +12,11 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.db import IntegrityError, transaction
-from django.db.models import Max
 from django.urls import reverse
 from django.utils import timezone
 
 from sde import policy
 from sde.audit.events import EventType
-from sde.audit.models import AuditEvent
 from sde.audit.services import get_system_user
 from sde.exceptions import InvalidTransition, NotFound, PermissionDenied, ValidationError
 from sde.governance import governed_writes
@@ -27,6 +25,8 @@ from sde.identity.models import Accreditation, Organisation, RoleAssignment, Use
 from sde.identity.roles import Capability, Role, capabilities_of
 from sde.identity.selectors import current_roles, is_accredited
 from tests import scenarios
+from tests.events import mark as _mark
+from tests.events import types_since as _types_since
 
 pytestmark = pytest.mark.django_db
 
@@ -69,18 +69,6 @@ PEOPLE_VIEWERS = {R.ADMINISTRATOR, R.IG_OFFICER}  # who may list and open other 
 def _fast_password_hashing(settings):
     # Nobody here signs in with a password; argon2 would only slow the matrices down.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def _mark() -> int:
-    return AuditEvent.objects.aggregate(last=Max("sequence"))["last"] or 0
-
-
-def _types_since(mark: int) -> list[str]:
-    return list(
-        AuditEvent.objects.filter(sequence__gt=mark)
-        .order_by("sequence")
-        .values_list("event_type", flat=True)
-    )
 
 
 def _fresh(user: User) -> User:

@@ -4,10 +4,8 @@ them and who reads them."""
 from __future__ import annotations
 
 import pytest
-from django.db.models import Max
 
 from sde.audit.events import EventType
-from sde.audit.models import AuditEvent
 from sde.audit.services import get_system_user
 from sde.data import source_format as sf
 from sde.data.catalogue import (
@@ -21,6 +19,8 @@ from sde.exceptions import PermissionDenied
 from sde.identity import services
 from sde.identity.roles import Role
 from tests import scenarios
+from tests.events import events_since as _events_since
+from tests.events import mark as _mark
 
 pytestmark = pytest.mark.django_db
 
@@ -32,14 +32,6 @@ NOT_CUSTODIANS = [r for r in Role if r != Role.DATA_CUSTODIAN]
 def _fast_password_hashing(settings):
     # Nobody here signs in with a password; argon2 would only slow things down.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def _mark() -> int:
-    return AuditEvent.objects.aggregate(last=Max("sequence"))["last"] or 0
-
-
-def _events_since(mark: int) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(sequence__gt=mark).order_by("sequence"))
 
 
 def test_registering_creates_the_nine_standard_datasets_once_each():

@@ -17,11 +17,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
-from django.db.models import Max
 from django.utils import timezone
 
 from sde.audit.events import EventType
-from sde.audit.models import AuditEvent
 from sde.audit.services import get_system_user
 from sde.data import ingestion, synth
 from sde.data import source_format as sf
@@ -36,6 +34,8 @@ from sde.identity.roles import Role
 from sde.keys import keyring, rotate_development_key
 from sde.tasks import ingest_drop_task
 from tests import scenarios
+from tests.events import events_since as _events_since
+from tests.events import mark as _mark
 
 pytestmark = pytest.mark.django_db
 
@@ -119,14 +119,6 @@ def _report(root: Path, ingest: Ingest) -> pd.DataFrame:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _mark() -> int:
-    return AuditEvent.objects.aggregate(last=Max("sequence"))["last"] or 0
-
-
-def _events_since(mark: int) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(sequence__gt=mark).order_by("sequence"))
 
 
 def _vault_records() -> pd.DataFrame:

@@ -33,7 +33,7 @@ from sde.audit.events import EventType
 from sde.audit.services import record_event
 from sde.data import catalogue, pseudonymisation, source_format, validation, vault
 from sde.data.models import Dataset, DatasetVersion, IdentityVaultRecord, Ingest
-from sde.exceptions import InvalidTransition, SDEError, ValidationError
+from sde.exceptions import InvalidTransition, SDEError
 from sde.governance import governed_writes
 from sde.identity.models import User
 from sde.keys import keyring
@@ -79,11 +79,7 @@ def drop_fingerprint(drop_dir: Path) -> str:
         raise IngestError(f"no CSV files found in {drop_dir.name}")
     outer = hashlib.sha256()
     for path in files:
-        inner = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                inner.update(block)
-        outer.update(f"{path.name}\0{inner.hexdigest()}\n".encode())
+        outer.update(f"{path.name}\0{_sha256(path)}\n".encode())
     return outer.hexdigest()
 
 
@@ -252,7 +248,6 @@ class _Prepared:
         self.received = 0
         self.quarantined = 0
         self.quarantine_rows: list[pd.DataFrame] = []
-        self.ndop: pd.DataFrame | None = None
 
 
 def _prepare(
@@ -288,8 +283,8 @@ def _prepare(
         if len(result.quarantine):
             prepared.quarantine_rows.append(result.quarantine.assign(table=table))
         if table == NDOP_TABLE:
-            # The national opt-out list feeds the opt-out register, not a dataset.
-            prepared.ndop = result.clean
+            # The national opt-out list is validated and reconciled here but is not a
+            # dataset: storing it as an opt-out snapshot is the register's job (not built yet).
             continue
         frame = _pseudonymise(result.clean, system_key)
         path = staging / f"{table}.parquet"
@@ -436,11 +431,3 @@ def _publish(ingest: Ingest, staging: Path, prepared: _Prepared, *, by: User) ->
     except Exception:
         shutil.rmtree(published, ignore_errors=True)
         raise
-
-
-def validate_drop_folder(path: str) -> Path:
-    """The folder a custodian names must exist and be a folder (command and page)."""
-    folder = Path(path)
-    if not folder.is_dir():
-        raise ValidationError("not a folder", {"drop": [f"{path} is not a folder"]})
-    return folder

@@ -67,6 +67,13 @@ class EventType(models.TextChoices):
     KEY_VERSION_USED = "data.key_version_used", "Key version used"
     KEY_ROTATED = "data.key_rotated", "Key rotated"
     OPT_OUT_SNAPSHOT_IMPORTED = "data.optout_snapshot_imported", "Opt-out snapshot imported"
+    OPT_OUT_SNAPSHOT_UNCHANGED = (
+        "data.optout_import_unchanged",
+        "Opt-out import made no change (no new snapshot)",
+    )
+    OPT_OUT_MANUAL_ADDED = "data.optout_manual_added", "Manual opt-out added"
+    OPT_OUT_MANUAL_WITHDRAWN = "data.optout_manual_withdrawn", "Manual opt-out withdrawn"
+    OPT_OUT_REGISTER_VIEWED = "data.optout_register_viewed", "Opt-out register viewed"
     EXTRACT_BUILT = "data.extract_built", "Extract built"
     EXTRACT_DELETED = "data.extract_deleted", "Extract deleted"
     # Analysis
@@ -99,6 +106,22 @@ class EventType(models.TextChoices):
     REID_LIST_DOWNLOADED = "directcare.list_downloaded", "Re-identified list downloaded"
     # Governance
     OPT_OUT_POLICY_CHANGED = "governance.optout_policy_changed", "Opt-out policy changed"
+    OPT_OUT_CHANGE_PROPOSED = (
+        "governance.optout_change_proposed",
+        "Opt-out decision table change or exemption proposed",
+    )
+    OPT_OUT_CHANGE_REJECTED = (
+        "governance.optout_change_rejected",
+        "Opt-out decision table change or exemption rejected",
+    )
+    OPT_OUT_CHANGE_WITHDRAWN = (
+        "governance.optout_change_withdrawn",
+        "Opt-out decision table change or exemption withdrawn",
+    )
+    OPT_OUT_EXEMPTION_APPROVED = (
+        "governance.optout_exemption_approved",
+        "Opt-out exemption approved",
+    )
     DISCLOSURE_RULES_CHANGED = "governance.disclosure_rules_changed", "Disclosure rules changed"
     QUESTION_SET_PUBLISHED = "governance.question_set_published", "Question set published"
     AUDIT_VERIFICATION_PASSED = "governance.audit_verified", "Audit verification passed"

@@ -6,6 +6,10 @@ versions, vault records and audit events committed in one transaction. A failure
 killed worker leaves no version (at most an unreferenced staging folder, swept on the
 next run). An ingest is idempotent: a drop whose fingerprint already succeeded makes no
 second version.
+
+An ingest also updates the opt-out register in the same transaction: the Type 1 dissent
+codes in its GP events replace the previous drop's, and an ``ndop.csv`` in the drop
+replaces the national list (one new ``OptOutSnapshot``, if anything changed).
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -31,8 +34,15 @@ from django.utils import timezone
 from sde import policy
 from sde.audit.events import EventType
 from sde.audit.services import record_event
-from sde.data import catalogue, pseudonymisation, source_format, validation, vault
-from sde.data.models import Dataset, DatasetVersion, IdentityVaultRecord, Ingest
+from sde.data import catalogue, pseudonymisation, register, source_format, validation, vault
+from sde.data.files import data_root, file_sha256
+from sde.data.models import (
+    Dataset,
+    DatasetVersion,
+    IdentityVaultRecord,
+    Ingest,
+    OptOutSource,
+)
 from sde.exceptions import InvalidTransition, SDEError
 from sde.governance import governed_writes
 from sde.identity.models import User
@@ -62,14 +72,11 @@ STATUS_OWNERS: dict[str, str] = {
 
 
 NDOP_TABLE = "ndop"
+TYPE1_SOURCE_TABLE = "gp_events"  # Type 1 dissent is coded in the GP record
 
 
 class IngestError(SDEError):
     """The drop cannot be ingested (the message is safe to show: no row contents)."""
-
-
-def data_root() -> Path:
-    return Path(settings.SDE_DATA_ROOT)
 
 
 def drop_fingerprint(drop_dir: Path) -> str:
@@ -79,7 +86,7 @@ def drop_fingerprint(drop_dir: Path) -> str:
         raise IngestError(f"no CSV files found in {drop_dir.name}")
     outer = hashlib.sha256()
     for path in files:
-        outer.update(f"{path.name}\0{_sha256(path)}\n".encode())
+        outer.update(f"{path.name}\0{file_sha256(path)}\n".encode())
     return outer.hexdigest()
 
 
@@ -248,6 +255,8 @@ class _Prepared:
         self.received = 0
         self.quarantined = 0
         self.quarantine_rows: list[pd.DataFrame] = []
+        # Opt-out register sources this drop replaces (source -> entries).
+        self.optouts: dict[str, pd.DataFrame] = {}
 
 
 def _prepare(
@@ -283,16 +292,21 @@ def _prepare(
         if len(result.quarantine):
             prepared.quarantine_rows.append(result.quarantine.assign(table=table))
         if table == NDOP_TABLE:
-            # The national opt-out list is validated and reconciled here but is not a
-            # dataset: storing it as an opt-out snapshot is the register's job (not built yet).
+            # The national opt-out list is not a dataset: it becomes the register's NDOP rows.
+            ids = pseudonymisation.system_pseudonyms(result.clean["nhs_number"], system_key)
+            prepared.optouts[OptOutSource.NDOP_FILE] = register.ndop_component(ids)
             continue
-        frame = _pseudonymise(result.clean, system_key)
+        frame = pseudonymisation.pseudonymise_frame(result.clean, system_key)
+        if table == TYPE1_SOURCE_TABLE:
+            prepared.optouts[OptOutSource.GP_EVENTS] = register.type1_component(
+                frame, source_format.TYPE1_DISSENT
+            )
         path = staging / f"{table}.parquet"
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, compression="zstd")
         prepared.tables[table] = {
             "dataset": datasets[table],
             "file": path.name,
-            "checksum": _sha256(path),
+            "checksum": file_sha256(path),
             "rows": len(frame),
             "people": int(frame["person_id"].nunique()),
             "quarantined": len(result.quarantine),
@@ -325,24 +339,6 @@ def _new_vault_records(people: pd.DataFrame, system_key: bytes) -> pd.DataFrame:
     )
 
 
-def _pseudonymise(clean: pd.DataFrame, system_key: bytes) -> pd.DataFrame:
-    """Replace the NHS number by the system pseudonym; generalise quasi-identifiers."""
-    frame = clean.copy()
-    frame.insert(
-        0, "person_id", pseudonymisation.system_pseudonyms(frame["nhs_number"], system_key)
-    )
-    frame = frame.drop(columns=["nhs_number"])
-    if "date_of_birth" in frame.columns:
-        # In the date of birth's place: the catalogue's field order is the file's.
-        frame.insert(
-            frame.columns.get_loc("date_of_birth"),
-            "birth_month",
-            pseudonymisation.generalise_date_of_birth(frame["date_of_birth"], to="month"),
-        )
-        frame = frame.drop(columns=["date_of_birth"])
-    return frame.drop(columns=[c for c in frame.columns if c.startswith("_")])
-
-
 def _published_quality(quality: dict[str, Any]) -> dict[str, Any]:
     """The quality report under the published column names the catalogue shows."""
     renamed = dict(quality)
@@ -350,14 +346,6 @@ def _published_quality(quality: dict[str, Any]) -> dict[str, Any]:
         if isinstance(quality.get(key), dict):
             renamed[key] = {catalogue.published_name(k): v for k, v in quality[key].items()}
     return renamed
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _publish(ingest: Ingest, staging: Path, prepared: _Prepared, *, by: User) -> Ingest:
@@ -405,6 +393,13 @@ def _publish(ingest: Ingest, staging: Path, prepared: _Prepared, *, by: User) ->
                         ].itertuples(index=False)
                     ),
                     batch_size=5000,
+                )
+            if prepared.optouts:
+                register.record_ingest_optouts(
+                    ingest=ingest,
+                    components=prepared.optouts,
+                    key_version=prepared.key_version,
+                    by=by,
                 )
             record_event(
                 event_type=EventType.KEY_VERSION_USED,

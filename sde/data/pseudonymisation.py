@@ -178,3 +178,21 @@ def generalise_date_of_birth(dates: pd.Series, to: Literal["year", "month"] = "y
     if to == "year":
         return parsed.dt.year.astype("Int64")
     return parsed.dt.to_period("M").dt.to_timestamp()
+
+
+def pseudonymise_frame(clean: pd.DataFrame, system_key: bytes) -> pd.DataFrame:
+    """A validated source frame as the data layer holds it: the NHS number replaced by the
+    system pseudonym (``person_id``, first), the date of birth by ``birth_month``, and
+    helper columns (``_row``) dropped."""
+    frame = clean.copy()
+    frame.insert(0, "person_id", system_pseudonyms(frame["nhs_number"], system_key))
+    frame = frame.drop(columns=["nhs_number"])
+    if "date_of_birth" in frame.columns:
+        # In the date of birth's place: the catalogue's field order is the file's.
+        frame.insert(
+            frame.columns.get_loc("date_of_birth"),
+            "birth_month",
+            generalise_date_of_birth(frame["date_of_birth"], to="month"),
+        )
+        frame = frame.drop(columns=["date_of_birth"])
+    return frame.drop(columns=[c for c in frame.columns if c.startswith("_")])

@@ -11,8 +11,9 @@ from django.apps import apps
 from django.db import models
 
 from sde.audit.services import get_system_user, sign_checkpoint
-from sde.data import synth
+from sde.data import register, synth
 from sde.data.catalogue import register_standard_datasets
+from sde.data.extracts import ExtractScope, build_extract
 from sde.data.ingestion import request_ingest, run_ingest
 from sde.exceptions import GovernedWriteRefused
 from sde.governance import GovernedModel, governed_writes
@@ -37,6 +38,10 @@ GOVERNED = {
     "sde.DatasetVersion",
     "sde.Ingest",
     "sde.IdentityVaultRecord",
+    "sde.OptOutSnapshot",
+    "sde.ManualOptOut",
+    "sde.OptOutChange",
+    "sde.Extract",
 }
 # Deliberately mutable, and why.
 MUTABLE = {
@@ -105,6 +110,12 @@ def one_of_each(settings, tmp_path, tiny_drop) -> None:
     register_standard_datasets(by=custodian)
     ingest = request_ingest(drop_dir=tiny_drop, by=custodian, enqueue=False)
     run_ingest(ingest=ingest, by=custodian)
+    ig = scenarios.person(Role.IG_OFFICER)
+    register.add_manual_optout(nhs_number="9434765919", kind="ndop", reason="letter", by=ig)
+    register.propose_exemption(project_id=1, cag_letter_disapplies_type1=True, reason="CAG", by=ig)
+    scope = {"project_id": 1, "datasets": {"patients": ["sex"]}, "purpose": "direct_care",
+             "legal_basis": ""}  # fmt: skip
+    build_extract(scope=ExtractScope.from_json(scope), by=custodian)
     sign_checkpoint(by=get_system_user())
     for model in GOVERNED_MODELS:
         assert model.objects.exists(), _label(model)

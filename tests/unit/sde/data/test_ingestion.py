@@ -910,10 +910,14 @@ def test_a_successful_ingest_writes_exactly_these_events(tmp_path, custodian):
         EventType.INGEST_REQUESTED,
         EventType.INGEST_STARTED,
         *[EventType.DATASET_VERSION_INGESTED] * len(DATASET_TABLES),
+        EventType.OPT_OUT_SNAPSHOT_IMPORTED,
         EventType.KEY_VERSION_USED,
     ]
     assert [e.actor_id for e in events] == [custodian.pk] + [system.pk] * (len(events) - 1)
-    requested, started, *versions, key = events
+    requested, started, *versions, snapshot, key = events
+    assert snapshot.data["trigger"] == "ingest"
+    assert snapshot.data["imported_sources"] == ["gp_events", "ndop_file"]
+    assert snapshot.data["ndop"] > 0 and snapshot.data["type1"] > 0
     assert set(requested.data) == {"fingerprint"}
     assert started.data == {}
     assert [e.data["dataset"] for e in versions] == slugs

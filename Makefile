@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: run test test-fast install install-dev browser-deps lint bench demo-data clean
+.PHONY: run test test-fast install install-dev browser-deps lint bench bench-data demo-data clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "sde needs Python 3.11 or newer")'
@@ -46,6 +46,11 @@ lint: install-dev
 
 bench: install-dev
 	SDE_VAR_DIR=$(CURDIR)/var/bench $(BIN)/python bench/audit.py
+
+## the data layer at 1,000,000 people: synth, ingestion, pseudonyms, extract build vs DuckDB
+bench-data: install
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	SDE_VAR_DIR=$(CURDIR)/var/bench $(BIN)/python bench/data.py
 
 clean:
 	rm -rf var/test var/bench .pytest_cache

@@ -22,6 +22,7 @@ Filtering and projection run in Arrow, one dataset at a time; HMAC runs once per
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import shutil
@@ -54,6 +55,9 @@ from sde.keys import keyring
 logger = logging.getLogger(__name__)
 PEOPLE: Final = source_format.PEOPLE_TABLE
 DUMMY_PATIENTS: Final = 2_000
+# GP record codes that say someone objected: removed from every extract.
+OPT_OUT_CODED_TABLE: Final = "gp_events"
+OPT_OUT_CODES: Final = frozenset({source_format.TYPE1_DISSENT})
 
 
 class ExtractError(SDEError):
@@ -178,6 +182,8 @@ def validate_scope(scope: ExtractScope) -> dict[str, Dataset]:
         errors["cohort"] = ["Ages are whole years from 0 to 130."]
     elif c.age_min is not None and c.age_max is not None and c.age_min > c.age_max:
         errors["cohort"] = ["The minimum age is above the maximum."]
+    if OPT_OUT_CODES & set(c.snomed_codes):
+        errors.setdefault("cohort", []).append("Opt-out codes cannot select a cohort.")
     if any(isinstance(d, bool) or d not in range(1, 11) for d in c.imd_deciles):
         errors.setdefault("cohort", []).append("IMD deciles run from 1 to 10.")
     if errors:
@@ -266,16 +272,23 @@ def _write_tables(
 ) -> _Built:
     """Scope, filter, project and pseudonymise each dataset into ``out``."""
     built = _Built()
+    pseudonyms = _ProjectPseudonyms(project_key)
     cohort = _cohort(load, scope)
     kept_people: list[pa.Array] = []
     for slug, fields in scope.datasets.items():
         dataset = datasets[slug]
         source_table = dataset.source_table
         date_column = source_format.MAIN_DATE.get(source_table)
-        needed = list(
-            dict.fromkeys(["person_id", *fields, *([date_column] if date_column else [])])
-        )
+        extra = [date_column] if date_column else []
+        if source_table == OPT_OUT_CODED_TABLE:
+            extra.append("snomed_code")
+        needed = list(dict.fromkeys(["person_id", *fields, *extra]))
         table = _date_range(load(source_table, needed), source_table, scope)
+        if source_table == OPT_OUT_CODED_TABLE:
+            # Opt-out codes are never provisioned, whatever the treatment: a researcher
+            # must not learn who objected (optouts.md rule 4).
+            coded = pc.is_in(table["snomed_code"], value_set=pa.array(sorted(OPT_OUT_CODES)))
+            table = table.filter(pc.invert(pc.fill_null(coded, False)))
         if cohort is not None:
             table = table.filter(pc.is_in(table["person_id"], value_set=cohort))
         person_ids = table["person_id"].to_pandas(types_mapper=pd.ArrowDtype)
@@ -284,7 +297,9 @@ def _write_tables(
             ndop=ids[optouts.OptOutKind.NDOP],
             type1=ids[optouts.OptOutKind.TYPE1],
             treatment=treatment,
-            gp_sourced=dataset.gp_sourced,
+            # A cohort is chosen from GP data, so with one every dataset is GP-derived: a
+            # Type 1 objector's GP data must not choose them for hospital data either.
+            gp_sourced=dataset.gp_sourced or cohort is not None,
         )
         built.removals.append((person_ids, remove))
         built.rows_removed += int(remove.sum())
@@ -292,7 +307,7 @@ def _write_tables(
         kept_people.append(pc.unique(table["person_id"]))
         table = table.select(list(fields))
         if "person_id" in fields:
-            table = _with_project_pseudonyms(table, project_key)
+            table = pseudonyms.replace(table)
         path = out / f"{slug}.parquet"
         pq.write_table(table, path, compression="zstd")
         built.tables[path.name] = {
@@ -306,19 +321,33 @@ def _write_tables(
     return built
 
 
-def _with_project_pseudonyms(table: pa.Table, project_key: bytes) -> pa.Table:
-    """``person_id`` replaced by the project pseudonym: one HMAC per distinct person."""
-    column = table["person_id"]
-    unique = pc.unique(column)
-    if isinstance(unique, pa.ChunkedArray):
-        unique = unique.combine_chunks()
-    mapped = pseudonymisation.project_pseudonyms(
-        pd.Series(unique.to_pylist(), dtype="string"), project_key
-    )
-    pseudonyms = pa.array(mapped.to_numpy(dtype=object), type=pa.string())
-    index = pc.index_in(column, value_set=unique)
-    position = table.schema.get_field_index("person_id")
-    return table.set_column(position, "person_id", pc.take(pseudonyms, index))
+class _ProjectPseudonyms:
+    """SP -> PP for one build: each person is hashed once, however many datasets they are
+    in (HMAC is most of a build's time)."""
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self.known = pa.array([], type=pa.string())
+        self.pseudonyms = pa.array([], type=pa.string())
+
+    def replace(self, table: pa.Table) -> pa.Table:
+        """``table`` with ``person_id`` replaced by the project pseudonym."""
+        column = table["person_id"].cast(pa.string())
+        unique = pc.unique(column)
+        if isinstance(unique, pa.ChunkedArray):
+            unique = unique.combine_chunks()
+        new = unique.filter(pc.invert(pc.is_in(unique, value_set=self.known)))
+        if len(new):
+            mapped = pseudonymisation.project_pseudonyms(
+                pd.Series(new.to_pylist(), dtype="string"), self.key
+            )
+            self.known = pa.concat_arrays([self.known, new])
+            self.pseudonyms = pa.concat_arrays(
+                [self.pseudonyms, pa.array(mapped.to_numpy(dtype=object), type=pa.string())]
+            )
+        index = pc.index_in(column, value_set=self.known)
+        position = table.schema.get_field_index("person_id")
+        return table.set_column(position, "person_id", pc.take(self.pseudonyms, index))
 
 
 def _version_loader(versions: Mapping[str, DatasetVersion]) -> Loader:
@@ -423,12 +452,9 @@ def build_extract(*, scope: ExtractScope, by: User, reason: str = "") -> Extract
             scope=scope,
             is_dummy=False,
             reason=reason,
+            # Every version read, including those only used to choose the cohort.
             dataset_versions={
-                d.slug: {
-                    "id": versions[d.source_table].pk,
-                    "version": versions[d.source_table].version,
-                }
-                for d in datasets.values()
+                v.dataset.slug: {"id": v.pk, "version": v.version} for v in versions.values()
             },
             optout_snapshot=snapshot,
             decision_table_version=table.version,
@@ -499,6 +525,8 @@ def _publish(
             )
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            folder.parent.rmdir()  # the project's first extract: leave no empty folder
         raise
     return extract
 

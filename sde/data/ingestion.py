@@ -257,6 +257,8 @@ class _Prepared:
         self.quarantine_rows: list[pd.DataFrame] = []
         # Opt-out register sources this drop replaces (source -> entries).
         self.optouts: dict[str, pd.DataFrame] = {}
+        self.ndop_hash = ""
+        self.ndop_invalid = 0
 
 
 def _prepare(
@@ -295,6 +297,8 @@ def _prepare(
             # The national opt-out list is not a dataset: it becomes the register's NDOP rows.
             ids = pseudonymisation.system_pseudonyms(result.clean["nhs_number"], system_key)
             prepared.optouts[OptOutSource.NDOP_FILE] = register.ndop_component(ids)
+            prepared.ndop_hash = file_sha256(drop_dir / f"{table}.csv")
+            prepared.ndop_invalid = len(result.quarantine)
             continue
         frame = pseudonymisation.pseudonymise_frame(result.clean, system_key)
         if table == TYPE1_SOURCE_TABLE:
@@ -400,6 +404,8 @@ def _publish(ingest: Ingest, staging: Path, prepared: _Prepared, *, by: User) ->
                     components=prepared.optouts,
                     key_version=prepared.key_version,
                     by=by,
+                    ndop_hash=prepared.ndop_hash,
+                    ndop_invalid=prepared.ndop_invalid,
                 )
             record_event(
                 event_type=EventType.KEY_VERSION_USED,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -28,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from sde import policy
@@ -36,6 +38,7 @@ from sde.audit.services import record_event
 from sde.data import pseudonymisation, validation
 from sde.data.files import data_root, file_sha256
 from sde.data.models import (
+    Extract,
     Ingest,
     ManualOptOut,
     OptOutChange,
@@ -176,7 +179,8 @@ def _write_snapshot(
         frame = pd.concat([kept, *components.values(), manual], ignore_index=True).astype(_STR)
         frame = frame.drop_duplicates().sort_values(list(COLUMNS), ignore_index=True)
         digest = content_hash(frame)
-        if same_key and previous is not None and digest == previous.content_hash:
+        unchanged = same_key and previous is not None and digest == previous.content_hash
+        if unchanged and previous is not None and imported == set(previous.imported_sources):
             record_event(
                 event_type=EventType.OPT_OUT_SNAPSHOT_UNCHANGED,
                 actor=by,
@@ -270,21 +274,32 @@ def type1_component(gp_events: pd.DataFrame, dissent_code: str) -> pd.DataFrame:
 
 
 def record_ingest_optouts(
-    *, ingest: Ingest, components: Mapping[str, pd.DataFrame], key_version: int, by: User
+    *,
+    ingest: Ingest,
+    components: Mapping[str, pd.DataFrame],
+    key_version: int,
+    by: User,
+    ndop_hash: str = "",
+    ndop_invalid: int = 0,
 ) -> OptOutSnapshot:
-    """The register update an ingest makes, inside the ingest's publishing transaction."""
+    """The register update an ingest makes, inside the ingest's publishing transaction
+    (``ndop_hash``/``ndop_invalid``: the drop's ``ndop.csv``, when it has one)."""
     return _write_snapshot(
         by=by,
         trigger=OptOutSnapshot.Trigger.INGEST,
         components=components,
         key_version=key_version,
         label=ingest.source_label,
+        source_hash=ndop_hash,
         ingest=ingest,
+        invalid=ndop_invalid,
     )
 
 
 # --- Manual entries ---------------------------------------------------------------------
-def _manual_target(nhs_number: str, kind: str, reason: str) -> tuple[str, int, str]:
+def _manual_target(nhs_number: str, kind: str, reason: str) -> tuple[dict[int, str], int, str]:
+    """(the person's system pseudonym under every key version, the current version, the
+    reason); raises ValidationError (never echoing the number)."""
     errors: dict[str, list[str]] = {}
     normalised = "".join(ch for ch in str(nhs_number) if ch not in " -")
     if not pseudonymisation.is_valid_nhs_number(normalised):
@@ -295,9 +310,21 @@ def _manual_target(nhs_number: str, kind: str, reason: str) -> tuple[str, int, s
         errors["reason"] = ["Give the reason (e.g. how the objection was received)."]
     if errors:
         raise ValidationError("the opt-out entry is not valid", errors)
-    key_version, key = keyring("system").current()
-    pseudonym = pseudonymisation.system_pseudonyms(pd.Series([normalised]), key).iloc[0]
-    return str(pseudonym), key_version, reason.strip()
+    ring = keyring("system")
+    number = pd.Series([normalised])
+    pseudonyms = {
+        version: str(pseudonymisation.system_pseudonyms(number, key).iloc[0])
+        for version, key in ring.keys.items()
+    }
+    return pseudonyms, ring.current_version, reason.strip()
+
+
+def _active_entries(pseudonyms: Mapping[int, str], kind: str) -> Any:
+    """The person's active manual entries of ``kind``, under any key version."""
+    match = Q()
+    for version, pseudonym in pseudonyms.items():
+        match |= Q(key_version=version, system_pseudonym=pseudonym)
+    return ManualOptOut.objects.filter(match, kind=kind, withdrawn_at__isnull=True)
 
 
 def add_manual_optout(*, nhs_number: str, kind: str, reason: str, by: User) -> OptOutSnapshot:
@@ -306,19 +333,21 @@ def add_manual_optout(*, nhs_number: str, kind: str, reason: str, by: User) -> O
     already has an active manual opt-out of that kind.
     Events: data.optout_manual_added, data.optout_snapshot_imported."""
     policy.check_manage_optouts(by)
-    pseudonym, key_version, reason = _manual_target(nhs_number, kind, reason)
+    pseudonyms, key_version, reason = _manual_target(nhs_number, kind, reason)
     with transaction.atomic(durable=True), governed_writes(ManualOptOut):
-        active = ManualOptOut.objects.filter(
-            system_pseudonym=pseudonym, kind=kind, withdrawn_at__isnull=True
-        )
-        if active.exists():
+        active = _active_entries(pseudonyms, kind).select_for_update()
+        if active.filter(key_version=key_version).exists():
             raise ValidationError(
                 "this person already has an active manual opt-out of that kind",
                 {"nhs_number": ["Already recorded (and not withdrawn)."]},
             )
+        for old in active:  # entered before a key rotation: this entry replaces it
+            old.withdrawn_by, old.withdrawn_at = by, timezone.now()
+            old.withdrawal_reason = f"entered again under system key version {key_version}"
+            old.save()
         entry = ManualOptOut(
-            system_pseudonym=pseudonym, key_version=key_version, kind=kind, reason=reason,
-            added_by=by,
+            system_pseudonym=pseudonyms[key_version], key_version=key_version, kind=kind,
+            reason=reason, added_by=by,
         )  # fmt: skip
         entry.save()
         record_event(
@@ -335,21 +364,18 @@ def withdraw_manual_optout(*, nhs_number: str, kind: str, reason: str, by: User)
     unless ``by`` is IG, ValidationError if there is no active manual entry to withdraw.
     Events: data.optout_manual_withdrawn, data.optout_snapshot_imported."""
     policy.check_manage_optouts(by)
-    pseudonym, key_version, reason = _manual_target(nhs_number, kind, reason)
+    pseudonyms, key_version, reason = _manual_target(nhs_number, kind, reason)
     with transaction.atomic(durable=True), governed_writes(ManualOptOut):
-        entry = (
-            ManualOptOut.objects.select_for_update()
-            .filter(system_pseudonym=pseudonym, kind=kind, withdrawn_at__isnull=True)
-            .first()
-        )
-        if entry is None:
+        entries = list(_active_entries(pseudonyms, kind).select_for_update())
+        if not entries:
             raise ValidationError(
                 "there is no active manual opt-out of that kind for this NHS number",
                 {"nhs_number": ["No active manual entry of that kind."]},
             )
-        entry.withdrawn_by, entry.withdrawn_at = by, timezone.now()
-        entry.withdrawal_reason = reason
-        entry.save()
+        for entry in entries:  # one, or one per key version if it predates a rotation
+            entry.withdrawn_by, entry.withdrawn_at = by, timezone.now()
+            entry.withdrawal_reason = reason
+            entry.save()
         record_event(
             event_type=EventType.OPT_OUT_MANUAL_WITHDRAWN,
             actor=by,
@@ -546,3 +572,51 @@ def exemption_flags(exemption: OptOutChange | None) -> dict[str, Any]:
 def visible_changes_for(user: User) -> Any:
     policy.check_manage_optouts(user)
     return OptOutChange.objects.select_related("proposed_by", "decided_by")
+
+
+# --- IG's view of the register ----------------------------------------------------------
+@dataclass(frozen=True)
+class RegisterOverview:
+    """What IG's register page shows: snapshots (newest first), the decision table,
+    changes awaiting a decision (oldest first), decided changes and real extracts (newest
+    first). Counts only; no pseudonym or NHS number is reachable from here."""
+
+    snapshot: OptOutSnapshot | None
+    snapshots: list[OptOutSnapshot]
+    table: DecisionTable
+    pending: list[OptOutChange]
+    decided: list[OptOutChange]
+    extracts: list[Extract]
+
+
+def register_overview(*, by: User, recent: int = 20) -> RegisterOverview:
+    """The register as IG sees it, ``recent`` rows of each history. Raises NotFound
+    unless ``by`` is IG. Event: data.optout_register_viewed (a sensitive page)."""
+    policy.check_manage_optouts(by)
+    with transaction.atomic(durable=True):
+        snapshots = list(
+            OptOutSnapshot.objects.select_related("created_by").order_by("-number")[:recent]
+        )
+        changes = OptOutChange.objects.select_related("proposed_by", "decided_by")
+        pending = list(changes.filter(status=Status.PROPOSED).order_by("proposed_at", "pk"))
+        decided = changes.exclude(status=Status.PROPOSED).order_by("-decided_at", "-pk")
+        extracts = Extract.objects.filter(is_dummy=False).select_related("optout_snapshot")
+        overview = RegisterOverview(
+            snapshot=snapshots[0] if snapshots else None,
+            snapshots=snapshots,
+            table=current_decision_table(),
+            pending=pending,
+            decided=list(decided[:recent]),
+            extracts=list(extracts.order_by("-built_at", "-pk")[:recent]),
+        )
+        record_event(
+            event_type=EventType.OPT_OUT_REGISTER_VIEWED,
+            actor=by,
+            target=overview.snapshot,
+            data={
+                "snapshot": overview.snapshot.number if overview.snapshot else None,
+                "decision_table_version": overview.table.version,
+                "pending_changes": len(pending),
+            },
+        )
+    return overview

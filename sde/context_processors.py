@@ -24,6 +24,8 @@ def _nav(request: HttpRequest) -> list[dict[str, Any]]:
     items.append(("Data catalogue", "catalogue"))
     if policy.user_can_manage_datasets(user):
         items.append(("Ingestion", "ingest-list"))
+    if policy.user_can_manage_optouts(user):
+        items.append(("Opt-out register", "optout-register"))
     items.append(("Organisations", "organisation-list"))
     items.append(("Your account", "account"))
     path = request.path_info

@@ -110,12 +110,44 @@ def _custodian_cards() -> list[Card]:
     return [Card("Ingestion", active.count(), lines, "Ingest a drop", reverse("ingest-list"), tone)]
 
 
+def _optout_cards(user: User) -> list[Card]:
+    from sde.data import optout_changes, register
+    from sde.data.models import OptOutChange
+
+    pending = optout_changes.visible_changes_for(user).filter(status=OptOutChange.Status.PROPOSED)
+    proposers = list(pending.values_list("proposed_by_id", flat=True))
+    yours = sum(1 for proposer in proposers if proposer != user.pk)
+    lines = ["opt-out changes awaiting a second IG officer"]
+    if yours:
+        lines.append(f"{yours} of them can be decided by you.")
+    snapshot = register.current_snapshot()
+    if snapshot is None:
+        lines.append("Nothing has been imported into the register yet.")
+    else:
+        lines.append(
+            f"Register snapshot {snapshot.number}, "
+            f"{timezone.localtime(snapshot.created_at):%d %b %Y %H:%M}."
+        )
+    return [
+        Card(
+            "Opt-out register",
+            len(proposers),
+            lines,
+            "Open the opt-out register",
+            reverse("optout-register"),
+            "warning" if yours else "",
+        )
+    ]
+
+
 def dashboard_for(user: User) -> dict[str, object]:
     today = timezone.localdate()
     roles = sorted(current_roles(user), key=lambda r: r.label)
     cards: list[Card] = []
     if policy.user_can_read_audit_log(user):
         cards += _ig_cards(today)
+    if policy.user_can_manage_optouts(user):
+        cards += _optout_cards(user)
     if policy.user_can_manage_accounts(user):
         cards += _admin_cards()
     if policy.user_can_manage_datasets(user):

@@ -3,7 +3,7 @@ otherwise)."""
 
 from django.urls import include, path
 
-from sde.views import account, audit, auth, dashboard, data, organisations, people
+from sde.views import account, audit, auth, dashboard, data, optouts, organisations, people
 
 urlpatterns = [
     path("", dashboard.home, name="home"),
@@ -67,6 +67,24 @@ urlpatterns = [
     path("data/ingests/<int:pk>/", data.ingest_detail, name="ingest-detail"),
     path("data/ingests/<int:pk>/status", data.ingest_status, name="ingest-status"),
     path("data/ingests/<int:pk>/quarantine.csv", data.quarantine_report, name="ingest-quarantine"),
+    # Opt-out register (IG officers; 404 for everyone else)
+    path("data/optouts/", optouts.register_page, name="optout-register"),
+    path("data/optouts/manual/add/", optouts.manual_add, name="optout-manual-add"),
+    path("data/optouts/manual/withdraw/", optouts.manual_withdraw, name="optout-manual-withdraw"),
+    path("data/optouts/ndop/", optouts.ndop_import, name="optout-ndop-import"),
+    path("data/optouts/policy/", optouts.policy_propose, name="optout-policy-propose"),
+    path("data/optouts/exemptions/", optouts.exemption_propose, name="optout-exemption-propose"),
+    path("data/optouts/changes/<int:pk>/", optouts.change_detail, name="optout-change"),
+    path(
+        "data/optouts/changes/<int:pk>/decide/",
+        optouts.change_decide,
+        name="optout-change-decide",
+    ),
+    path(
+        "data/optouts/changes/<int:pk>/withdraw/",
+        optouts.change_withdraw,
+        name="optout-change-withdraw",
+    ),
     # API
     path("api/", include("sde.api.urls")),
 ]

@@ -44,7 +44,15 @@ from django.utils import timezone
 from sde import policy
 from sde.audit.events import EventType
 from sde.audit.services import record_event
-from sde.data import optouts, pseudonymisation, register, source_format, synth, validation
+from sde.data import (
+    optout_changes,
+    optouts,
+    pseudonymisation,
+    register,
+    source_format,
+    synth,
+    validation,
+)
 from sde.data.files import data_root, file_sha256
 from sde.data.models import Dataset, DatasetVersion, Extract, OptOutSnapshot, OptOutSource
 from sde.exceptions import NotFound, SDEError, ValidationError
@@ -421,13 +429,13 @@ def build_extract(*, scope: ExtractScope, by: User, reason: str = "") -> Extract
     if len(key_versions) != 1:
         raise ExtractError("the datasets in scope were ingested under different system keys")
     (system_version,) = key_versions
-    table = register.current_decision_table()
-    exemption = register.exemption_for(scope.project_id)
+    table = optout_changes.current_decision_table()
+    exemption = optout_changes.exemption_for(scope.project_id)
     treatment = optouts.treatment_for(
         table,
         purpose=scope.purpose,
         basis=scope.legal_basis,
-        **register.exemption_flags(exemption),
+        **optout_changes.exemption_flags(exemption),
     )
     snapshot = register.current_snapshot()
     _check_register(snapshot, _needs_register(treatment, datasets), system_version)
@@ -553,10 +561,10 @@ def staleness(extract: Extract) -> list[str]:
         snapshot = register.current_snapshot()
         if snapshot is not None and snapshot.pk != extract.optout_snapshot_id:
             reasons.append(f"the opt-out register has a newer snapshot ({snapshot.number})")
-    table = register.current_decision_table()
+    table = optout_changes.current_decision_table()
     if table.version != extract.decision_table_version:
         reasons.append(f"the opt-out decision table is now version {table.version}")
-    exemption = register.exemption_for(extract.project_id)
+    exemption = optout_changes.exemption_for(extract.project_id)
     if (exemption.pk if exemption else None) != extract.exemption_id:
         reasons.append("the project's opt-out exemption changed")
     return reasons

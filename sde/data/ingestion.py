@@ -295,6 +295,10 @@ def _prepare(
             prepared.quarantine_rows.append(result.quarantine.assign(table=table))
         if table == NDOP_TABLE:
             # The national opt-out list is not a dataset: it becomes the register's NDOP rows.
+            try:
+                register.check_ndop_list(received=result.received, valid=len(result.clean))
+            except register.OptOutError as error:
+                raise IngestError(f"ndop.csv: {error}") from None
             ids = pseudonymisation.system_pseudonyms(result.clean["nhs_number"], system_key)
             prepared.optouts[OptOutSource.NDOP_FILE] = register.ndop_component(ids)
             prepared.ndop_hash = file_sha256(drop_dir / f"{table}.csv")

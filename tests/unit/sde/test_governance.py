@@ -11,7 +11,7 @@ from django.apps import apps
 from django.db import models
 
 from sde.audit.services import get_system_user, sign_checkpoint
-from sde.data import register, synth
+from sde.data import optout_changes, register, synth
 from sde.data.catalogue import register_standard_datasets
 from sde.data.extracts import ExtractScope, build_extract
 from sde.data.ingestion import request_ingest, run_ingest
@@ -112,7 +112,9 @@ def one_of_each(settings, tmp_path, tiny_drop) -> None:
     run_ingest(ingest=ingest, by=custodian)
     ig = scenarios.person(Role.IG_OFFICER)
     register.add_manual_optout(nhs_number="9434765919", kind="ndop", reason="letter", by=ig)
-    register.propose_exemption(project_id=1, cag_letter_disapplies_type1=True, reason="CAG", by=ig)
+    optout_changes.propose_exemption(
+        project_id=1, cag_letter_disapplies_type1=True, reason="CAG", by=ig
+    )
     scope = {"project_id": 1, "datasets": {"patients": ["sex"]}, "purpose": "direct_care",
              "legal_basis": ""}  # fmt: skip
     build_extract(scope=ExtractScope.from_json(scope), by=custodian)

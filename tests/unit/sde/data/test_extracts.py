@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from sde.audit.events import EventType
 from sde.audit.services import get_system_user
-from sde.data import extracts, register, synth
+from sde.data import extracts, optout_changes, register, synth
 from sde.data import source_format as sf
 from sde.data.catalogue import published_fields
 from sde.data.extracts import (
@@ -201,10 +201,10 @@ def _ig_pair() -> tuple[User, User]:
 def _approve_exemption(project_id: int = PROJECT, **flags: Any) -> OptOutChange:
     """An exemption proposed by one IG officer and approved by a second."""
     proposer, approver = _ig_pair()
-    change = register.propose_exemption(
+    change = optout_changes.propose_exemption(
         project_id=project_id, reason="CAG letter 24/CAG/0001 on file", by=proposer, **flags
     )
-    return register.decide_change(change=change, approve=True, reason="", by=approver)
+    return optout_changes.decide_change(change=change, approve=True, reason="", by=approver)
 
 
 def _add_optout(nhs_number: str, kind: str) -> None:
@@ -834,7 +834,7 @@ def test_the_treatment_recorded_is_the_one_the_table_gives(ingest, custodian):
         DEFAULT_DECISION_TABLE,
         purpose="research",
         basis="overriding_public_interest",
-        **register.exemption_flags(approved),
+        **optout_changes.exemption_flags(approved),
     )
     assert extract.treatment == {
         "ndop_applied": expected.ndop_applied,
@@ -969,10 +969,10 @@ def test_an_approved_decision_table_change_rebuilds_the_extract_before_use(
     type1 = {pp[n] for n in _type1_nhs()}
     assert not type1 & _people_in(data_root, old, "patients")
     proposer, approver = _ig_pair()
-    change = register.propose_platform_policy(
+    change = optout_changes.propose_platform_policy(
         cells={("copi_reg3", "type1"): "not_applied"}, reason="IG board minute 12", by=proposer
     )
-    register.decide_change(change=change, approve=True, reason="", by=approver)
+    optout_changes.decide_change(change=change, approve=True, reason="", by=approver)
 
     with django_capture_on_commit_callbacks(execute=True):
         new = extract_for_use(project_id=PROJECT, by=custodian)

@@ -25,7 +25,7 @@ from sde.data import ingestion, synth
 from sde.data import source_format as sf
 from sde.data.catalogue import published_fields, register_standard_datasets
 from sde.data.ingestion import IngestError, request_ingest, run_ingest
-from sde.data.models import DatasetVersion, IdentityVaultRecord, Ingest
+from sde.data.models import DatasetVersion, IdentityVaultRecord, Ingest, OptOutSnapshot
 from sde.data.pseudonymisation import is_valid_nhs_number, system_pseudonyms, valid_nhs_numbers
 from sde.data.vault import VaultDecryptionError, decrypt_identities
 from sde.exceptions import AuditError, InvalidTransition, PermissionDenied
@@ -398,6 +398,21 @@ def test_a_hand_edited_bad_row_is_quarantined_with_its_reason(
     assert report.to_dict("records") == [
         {"table": table, "row": str(received + 1), "reason": reason, "column": column}
     ]
+
+
+def test_a_drop_whose_ndop_list_is_mostly_not_nhs_numbers_fails_and_publishes_nothing(
+    tmp_path, data_root, custodian
+):
+    drop = _drop(tmp_path, tables=(*LINKED, "ndop"))
+    (drop / "manifest.json").unlink()  # the list below is not the one the manifest counts
+    (drop / "ndop.csv").write_text("".join(f"patient {i}\n" for i in range(50)))
+    ingest = request_ingest(drop_dir=drop, by=custodian, enqueue=False)
+
+    with pytest.raises(IngestError, match=r"ndop\.csv: only 0 of 50 lines are valid"):
+        run_ingest(ingest=ingest, by=custodian)
+
+    assert not DatasetVersion.objects.exists()
+    assert not OptOutSnapshot.objects.exists()
 
 
 def test_a_drop_that_disagrees_with_its_manifest_fails_and_publishes_nothing(

@@ -27,9 +27,10 @@ from django.utils import timezone
 from sde.audit.events import EventType
 from sde.audit.models import AuditEvent
 from sde.audit.services import get_system_user
-from sde.data import register, synth
+from sde.data import optout_changes, register, synth
 from sde.data.ingestion import request_ingest, run_ingest
 from sde.data.models import Ingest, ManualOptOut, OptOutChange, OptOutSnapshot
+from sde.data.optout_changes import CHANGE_OWNERS, CHANGE_TRANSITIONS
 from sde.data.optouts import (
     DEFAULT_DECISION_TABLE,
     Application,
@@ -39,7 +40,6 @@ from sde.data.optouts import (
     treatment_for,
 )
 from sde.data.pseudonymisation import system_pseudonyms
-from sde.data.register import CHANGE_OWNERS, CHANGE_TRANSITIONS
 from sde.data.source_files import SourceFormatError
 from sde.exceptions import InvalidTransition, NotFound, PermissionDenied, ValidationError
 from sde.governance import governed_writes
@@ -171,13 +171,13 @@ def _nothing_written(since: int) -> None:
 
 def _exemption(ig: User, project_id: int = 3, **flags: Any) -> OptOutChange:
     flags = flags or {"cag_letter_disapplies_type1": True}
-    return register.propose_exemption(
+    return optout_changes.propose_exemption(
         project_id=project_id, reason="CAG letter 24/CAG/0001 on file", by=ig, **flags
     )
 
 
 def _approve(change: OptOutChange, by: User) -> OptOutChange:
-    return register.decide_change(change=change, approve=True, reason="", by=by)
+    return optout_changes.decide_change(change=change, approve=True, reason="", by=by)
 
 
 # --- NDOP file imports -------------------------------------------------------------------
@@ -329,6 +329,38 @@ def test_a_file_that_is_not_an_ndop_list_is_refused(tmp_path, ig_officer, conten
 
     assert NUMBER not in str(raised.value)
     _nothing_written(since)
+
+
+@pytest.mark.parametrize(
+    ("valid", "invalid", "refused"),
+    [(0, 5, True), (2, 3, True), (3, 3, False), (5, 0, False)],
+    ids=["none-valid", "minority-valid", "half-valid", "all-valid"],
+)
+def test_a_list_mostly_not_nhs_numbers_is_refused_and_the_current_list_kept(
+    tmp_path, ig_officer, valid, invalid, refused
+):
+    current = register.import_ndop_file(
+        path=_write(tmp_path, _numbers(4, seed=30), "a"), by=ig_officer
+    )
+    lines = [*_numbers(valid, seed=31), *[f"not a number {i}" for i in range(invalid)]]
+    since = mark()
+
+    if refused:
+        with pytest.raises(register.OptOutError, match="current list is kept"):
+            register.import_ndop_file(path=_write(tmp_path, lines, "b"), by=ig_officer)
+        assert events_since(since) == []
+        assert list(OptOutSnapshot.objects.all()) == [current]
+    else:
+        snapshot = register.import_ndop_file(path=_write(tmp_path, lines, "b"), by=ig_officer)
+        assert (snapshot.number, snapshot.ndop_count, snapshot.invalid_count) == (2, valid, invalid)
+
+
+def test_a_label_shaped_like_an_nhs_number_is_not_stored(tmp_path, ig_officer):
+    path = _write(tmp_path, _numbers(3, seed=32))
+
+    snapshot = register.import_ndop_file(path=path, by=ig_officer, label="from 943 476 5919.txt")
+
+    assert snapshot.source_label == "from [number removed].txt"
 
 
 def test_counts_are_of_people_not_rows(tmp_path, ig_officer):
@@ -631,9 +663,9 @@ def _change_in(status: str, proposer: User, second: User) -> OptOutChange:
     if status == Status.APPROVED:
         _approve(change, second)
     elif status == Status.REJECTED:
-        register.decide_change(change=change, approve=False, reason="no letter", by=second)
+        optout_changes.decide_change(change=change, approve=False, reason="no letter", by=second)
     elif status == Status.WITHDRAWN:
-        register.withdraw_change(change=change, by=proposer)
+        optout_changes.withdraw_change(change=change, by=proposer)
     return change
 
 
@@ -649,8 +681,8 @@ def test_change_workflow_matrix(ig_officer, second_ig, status, action, actor):
 
     def act() -> OptOutChange:
         if action == "withdraw":
-            return register.withdraw_change(change=change, by=by)
-        return register.decide_change(
+            return optout_changes.withdraw_change(change=change, by=by)
+        return optout_changes.decide_change(
             change=change, approve=action == "approve", reason="letter checked", by=by
         )
 
@@ -680,7 +712,7 @@ def test_a_rejection_needs_a_reason(ig_officer, second_ig, reason):
     since = mark()
 
     with pytest.raises(ValidationError) as raised:
-        register.decide_change(change=change, approve=False, reason=reason, by=second_ig)
+        optout_changes.decide_change(change=change, approve=False, reason=reason, by=second_ig)
 
     assert set(raised.value.errors) == {"decision_reason"}
     assert OptOutChange.objects.get(pk=change.pk).status == Status.PROPOSED
@@ -690,7 +722,7 @@ def test_a_rejection_needs_a_reason(ig_officer, second_ig, reason):
 def test_a_decision_records_who_when_and_why(ig_officer, second_ig):
     change = _exemption(ig_officer)
 
-    rejected = register.decide_change(
+    rejected = optout_changes.decide_change(
         change=change, approve=False, reason="  letter has expired  ", by=second_ig
     )
 
@@ -699,7 +731,7 @@ def test_a_decision_records_who_when_and_why(ig_officer, second_ig):
     assert (stored.status, stored.decided_by) == (Status.REJECTED, second_ig)
     assert stored.decision_reason == "letter has expired"
     assert stored.decided_at is not None and stored.decided_at <= timezone.now()
-    assert register.exemption_for(3) is None
+    assert optout_changes.exemption_for(3) is None
 
 
 @pytest.mark.parametrize(
@@ -727,26 +759,28 @@ def test_the_database_refuses_a_change_that_breaks_its_rules(ig_officer, write):
 
 # --- the decision table, versioned -------------------------------------------------------
 def test_the_decision_table_is_the_built_in_one_until_a_change_is_approved(ig_officer):
-    assert register.current_decision_table() == DEFAULT_DECISION_TABLE
-    assert register.current_decision_table().version == 1
+    assert optout_changes.current_decision_table() == DEFAULT_DECISION_TABLE
+    assert optout_changes.current_decision_table().version == 1
 
-    register.propose_platform_policy(
+    optout_changes.propose_platform_policy(
         cells={COPI_TYPE1: "not_applied"}, reason="IG board minute 12", by=ig_officer
     )
 
-    assert register.current_decision_table() == DEFAULT_DECISION_TABLE
+    assert optout_changes.current_decision_table() == DEFAULT_DECISION_TABLE
 
 
 def test_an_approved_platform_policy_change_becomes_version_two(ig_officer, second_ig):
-    before = treatment_for(register.current_decision_table(), purpose="research", basis="copi_reg3")
+    before = treatment_for(
+        optout_changes.current_decision_table(), purpose="research", basis="copi_reg3"
+    )
     since = mark()
 
-    change = register.propose_platform_policy(
+    change = optout_changes.propose_platform_policy(
         cells={COPI_TYPE1: "not_applied"}, reason="IG board minute 12", by=ig_officer
     )
     approved = _approve(change, second_ig)
 
-    table = register.current_decision_table()
+    table = optout_changes.current_decision_table()
     assert (change.kind, change.based_on_version, change.table_version) == (
         OptOutChange.Kind.DECISION_TABLE,
         1,
@@ -773,10 +807,10 @@ def test_an_approved_platform_policy_change_becomes_version_two(ig_officer, seco
 
 
 def test_a_change_made_against_an_older_table_is_refused(ig_officer, second_ig):
-    first = register.propose_platform_policy(
+    first = optout_changes.propose_platform_policy(
         cells={COPI_TYPE1: "not_applied"}, reason="minute 12", by=ig_officer
     )
-    stale = register.propose_platform_policy(
+    stale = optout_changes.propose_platform_policy(
         cells={NOT_CONFIDENTIAL_TYPE1: "not_applied"}, reason="minute 13", by=ig_officer
     )
     _approve(first, second_ig)
@@ -788,33 +822,33 @@ def test_a_change_made_against_an_older_table_is_refused(ig_officer, second_ig):
     stored = OptOutChange.objects.get(pk=stale.pk)
     assert (stored.status, stored.table_version) == (Status.PROPOSED, None)
     assert events_since(since) == []
-    table = register.current_decision_table()
+    table = optout_changes.current_decision_table()
     assert table.version == 2
     assert table.platform_policy[(B.NOT_CONFIDENTIAL, OptOutKind.TYPE1)] is Application.APPLIED
     # A stale proposal can still be rejected, and proposed again against version 2.
-    register.decide_change(change=stale, approve=False, reason="superseded", by=second_ig)
-    again = register.propose_platform_policy(
+    optout_changes.decide_change(change=stale, approve=False, reason="superseded", by=second_ig)
+    again = optout_changes.propose_platform_policy(
         cells={NOT_CONFIDENTIAL_TYPE1: "not_applied"}, reason="minute 13", by=ig_officer
     )
     assert again.based_on_version == 2
     assert _approve(again, second_ig).table_version == 3
-    latest = register.current_decision_table()
+    latest = optout_changes.current_decision_table()
     assert latest.version == 3
     assert set(latest.platform_policy.values()) == {Application.NOT_APPLIED}
 
 
 @pytest.mark.parametrize("end", ["rejected", "withdrawn"])
 def test_a_rejected_or_withdrawn_table_change_changes_nothing(ig_officer, second_ig, end):
-    change = register.propose_platform_policy(
+    change = optout_changes.propose_platform_policy(
         cells={COPI_TYPE1: "not_applied"}, reason="minute 12", by=ig_officer
     )
 
     if end == "rejected":
-        register.decide_change(change=change, approve=False, reason="no", by=second_ig)
+        optout_changes.decide_change(change=change, approve=False, reason="no", by=second_ig)
     else:
-        register.withdraw_change(change=change, by=ig_officer)
+        optout_changes.withdraw_change(change=change, by=ig_officer)
 
-    assert register.current_decision_table() == DEFAULT_DECISION_TABLE
+    assert optout_changes.current_decision_table() == DEFAULT_DECISION_TABLE
     assert OptOutChange.objects.get(pk=change.pk).table_version is None
 
 
@@ -856,7 +890,7 @@ def test_an_invalid_table_is_refused(ig_officer, table):
     since = mark()
 
     with pytest.raises(DecisionTableError) as raised:
-        register.propose_table_change(table=table(), reason="tidy up", by=ig_officer)
+        optout_changes.propose_table_change(table=table(), reason="tidy up", by=ig_officer)
 
     assert raised.value.problems
     assert not OptOutChange.objects.exists()
@@ -870,7 +904,7 @@ def test_an_invalid_table_is_refused(ig_officer, table):
 )
 def test_an_invalid_platform_policy_is_refused(ig_officer, cells):
     with pytest.raises(DecisionTableError):
-        register.propose_platform_policy(cells=cells, reason="tidy up", by=ig_officer)
+        optout_changes.propose_platform_policy(cells=cells, reason="tidy up", by=ig_officer)
 
     assert not OptOutChange.objects.exists()
 
@@ -892,9 +926,9 @@ def test_a_proposal_that_changes_nothing_is_refused(ig_officer, proposal):
 
     with pytest.raises(ValidationError) as raised:
         if how == "table":
-            register.propose_table_change(table=value, reason="no change", by=ig_officer)
+            optout_changes.propose_table_change(table=value, reason="no change", by=ig_officer)
         else:
-            register.propose_platform_policy(cells=value, reason="no change", by=ig_officer)
+            optout_changes.propose_platform_policy(cells=value, reason="no change", by=ig_officer)
 
     assert set(raised.value.errors) == {"table"}
     assert not OptOutChange.objects.exists()
@@ -904,7 +938,7 @@ def test_a_proposal_that_changes_nothing_is_refused(ig_officer, proposal):
 @pytest.mark.parametrize("reason", ["", "  \n"])
 def test_a_proposal_needs_a_reason(ig_officer, reason):
     with pytest.raises(ValidationError) as raised:
-        register.propose_platform_policy(
+        optout_changes.propose_platform_policy(
             cells={COPI_TYPE1: "not_applied"}, reason=reason, by=ig_officer
         )
 
@@ -916,20 +950,20 @@ def test_a_proposal_needs_a_reason(ig_officer, reason):
 def test_an_approved_exemption_is_the_projects_alone(ig_officer, second_ig):
     since = mark()
     change = _exemption(ig_officer, project_id=7, cag_letter_disapplies_type1=True)
-    assert register.exemption_for(7) is None  # proposed is not approved
+    assert optout_changes.exemption_for(7) is None  # proposed is not approved
 
     _approve(change, second_ig)
 
-    exemption = register.exemption_for(7)
+    exemption = optout_changes.exemption_for(7)
     assert exemption is not None and exemption.pk == change.pk
-    flags = register.exemption_flags(exemption)
+    flags = optout_changes.exemption_flags(exemption)
     assert flags == {
         "cag_letter_disapplies_type1": True,
         "instrument_overrides_type1": False,
         "caldicott_type1_decision": None,
     }
-    assert register.exemption_for(8) is None
-    assert register.exemption_flags(None) == {
+    assert optout_changes.exemption_for(8) is None
+    assert optout_changes.exemption_flags(None) == {
         "cag_letter_disapplies_type1": False,
         "instrument_overrides_type1": False,
         "caldicott_type1_decision": None,
@@ -939,7 +973,7 @@ def test_an_approved_exemption_is_the_projects_alone(ig_officer, second_ig):
     assert proposed.data == {"kind": "exemption", "project_id": 7}
     assert approved.event_type == EventType.OPT_OUT_EXEMPTION_APPROVED
     assert approved.data == {"project_id": 7, **flags}
-    assert register.current_decision_table() == DEFAULT_DECISION_TABLE
+    assert optout_changes.current_decision_table() == DEFAULT_DECISION_TABLE
 
 
 @pytest.mark.parametrize(
@@ -953,14 +987,14 @@ def test_an_approved_exemption_is_the_projects_alone(ig_officer, second_ig):
 )
 def test_an_exemption_disapplies_type1_for_its_project_only(ig_officer, second_ig, flags, basis):
     _approve(_exemption(ig_officer, project_id=7, **flags), second_ig)
-    table = register.current_decision_table()
+    table = optout_changes.current_decision_table()
 
     exempt, other = (
         treatment_for(
             table,
             purpose="research",
             basis=basis,
-            **register.exemption_flags(register.exemption_for(project)),
+            **optout_changes.exemption_flags(optout_changes.exemption_for(project)),
         )
         for project in (7, 8)
     )
@@ -974,13 +1008,15 @@ def test_the_latest_approved_exemption_is_the_one_that_counts(ig_officer, second
         _exemption(ig_officer, project_id=7, caldicott_type1_decision="applied"), second_ig
     )
     rejected = _exemption(ig_officer, project_id=7, instrument_overrides_type1=True)
-    register.decide_change(change=rejected, approve=False, reason="no instrument", by=second_ig)
+    optout_changes.decide_change(
+        change=rejected, approve=False, reason="no instrument", by=second_ig
+    )
     _exemption(ig_officer, project_id=7, instrument_overrides_type1=True)  # still proposed
 
-    exemption = register.exemption_for(7)
+    exemption = optout_changes.exemption_for(7)
 
     assert exemption is not None and exemption.pk == latest.pk
-    assert register.exemption_flags(exemption) == {
+    assert optout_changes.exemption_flags(exemption) == {
         "cag_letter_disapplies_type1": False,
         "instrument_overrides_type1": False,
         "caldicott_type1_decision": "applied",
@@ -1016,7 +1052,7 @@ def test_an_invalid_exemption_is_refused(ig_officer, override, fields):
     since = mark()
 
     with pytest.raises(ValidationError) as raised:
-        register.propose_exemption(**arguments)
+        optout_changes.propose_exemption(**arguments)
 
     assert set(raised.value.errors) == fields
     assert not OptOutChange.objects.exists()
@@ -1128,23 +1164,23 @@ def _operation(name: str, ig: User, tmp_path: Path) -> Callable[[Any], Any]:
         "withdraw_manual_optout": lambda by: register.withdraw_manual_optout(
             nhs_number=NUMBER, kind="ndop", reason="changed mind", by=by
         ),
-        "propose_table_change": lambda by: register.propose_table_change(
+        "propose_table_change": lambda by: optout_changes.propose_table_change(
             table=table, reason="minute 12", by=by
         ),
-        "propose_platform_policy": lambda by: register.propose_platform_policy(
+        "propose_platform_policy": lambda by: optout_changes.propose_platform_policy(
             cells={COPI_TYPE1: "not_applied"}, reason="minute 12", by=by
         ),
-        "propose_exemption": lambda by: register.propose_exemption(
+        "propose_exemption": lambda by: optout_changes.propose_exemption(
             project_id=9, cag_letter_disapplies_type1=True, reason="CAG letter", by=by
         ),
-        "approve_change": lambda by: register.decide_change(
+        "approve_change": lambda by: optout_changes.decide_change(
             change=change, approve=True, reason="", by=by
         ),
-        "reject_change": lambda by: register.decide_change(
+        "reject_change": lambda by: optout_changes.decide_change(
             change=change, approve=False, reason="no", by=by
         ),
-        "withdraw_change": lambda by: register.withdraw_change(change=change, by=by),
-        "visible_changes_for": lambda by: list(register.visible_changes_for(by)),
+        "withdraw_change": lambda by: optout_changes.withdraw_change(change=change, by=by),
+        "visible_changes_for": lambda by: list(optout_changes.visible_changes_for(by)),
     }[name]
 
 

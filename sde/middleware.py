@@ -56,8 +56,9 @@ class RequireMFAMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         """Translate domain errors: invisible -> 404, visible but forbidden -> 403,
         wrong state -> 409."""
-        if isinstance(exception, NotFound):
-            raise Http404(str(exception))
+        if isinstance(exception, NotFound | Http404):
+            # The same page whatever DEBUG says: Django's debug 404 lists every URL.
+            return render(request, "errors/404.html", status=404)
         if isinstance(exception, PermissionDenied):
             return render(request, "errors/403.html", {"message": str(exception)}, status=403)
         if isinstance(exception, InvalidTransition):

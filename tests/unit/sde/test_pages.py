@@ -112,6 +112,20 @@ def test_an_unknown_page_is_a_404(client_for):
 
 
 # --- the audit pages -------------------------------------------------------------------
+@pytest.mark.parametrize("debug", [True, False], ids=["debug", "production"])
+def test_a_page_you_may_not_see_is_our_404_page_even_in_debug(client_for, settings, debug):
+    """Django's debug 404 page lists every URL pattern; demo mode runs with DEBUG on."""
+    settings.DEBUG = debug
+    researcher = scenarios.person(Role.RESEARCHER)
+
+    response = client_for(researcher).get(reverse("optout-register"))
+
+    assert response.status_code == 404
+    assert next(t.name for t in response.templates) == "errors/404.html"
+    assert "Page not found" in response.content.decode()
+    assert "URLconf" not in response.content.decode()
+
+
 def test_opening_the_audit_page_is_recorded(client_for):
     ig = scenarios.person(R.IG_OFFICER)
     mark = _mark()

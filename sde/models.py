@@ -17,6 +17,7 @@ from sde.identity.models import (
     RoleAssignment,
     User,
 )
+from sde.projects.models import Project, ProjectMembership
 
 __all__ = [
     "Accreditation",
@@ -30,6 +31,8 @@ __all__ = [
     "Ingest",
     "Organisation",
     "OrganisationMembership",
+    "Project",
+    "ProjectMembership",
     "RoleAssignment",
     "Sensitivity",
     "User",

@@ -290,7 +290,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "sde.tasks.sign_audit_checkpoint_task",
         "schedule": timedelta(minutes=_env_int("SDE_AUDIT_CHECKPOINT_MINUTES", 15)),
     },
+    # Expiry, lapses and reminders. Access checks the dates at each use anyway; this
+    # records the change, revokes permissions and sends the reminders.
+    "project-compliance": {
+        "task": "sde.tasks.project_compliance_task",
+        "schedule": timedelta(minutes=_env_int("SDE_COMPLIANCE_MINUTES", 60)),
+    },
 }
+# Days before an end, s251, REC or DSPT date when members and IG are reminded.
+SDE_REMINDER_DAYS = tuple(
+    int(d) for d in os.environ.get("SDE_REMINDER_DAYS", "30,7").split(",") if d.strip()
+)
 
 # --- Uploads -------------------------------------------------------------------------
 # A drop's files stream to disk (never held in memory); each file is capped.

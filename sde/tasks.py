@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.utils import timezone
 
 from sde.audit.selectors import verify_audit_log
 from sde.audit.services import get_system_user, record_verification, sign_checkpoint
@@ -51,3 +52,29 @@ def ingest_drop_task(ingest_id: int) -> str:
         logger.error("ingest %s failed: %s", ingest_id, type(error).__name__)
         return str(Ingest.Status.FAILED)
     return str(ingest.status)
+
+
+@shared_task(name="sde.tasks.project_compliance_task", time_limit=1800, soft_time_limit=1700)
+def project_compliance_task() -> dict[str, object]:
+    """The compliance clock: expiry, lapses, reminders (idempotent for a day)."""
+    from sde.projects.services import run_compliance
+
+    run = run_compliance(today=timezone.localdate())
+    return {"expired": run.expired, "suspended": run.suspended, "reminders": run.reminders}
+
+
+@shared_task(
+    name="sde.tasks.build_project_extracts_task", time_limit=3 * 3600, soft_time_limit=3 * 3600 - 60
+)
+def build_project_extracts_task(project_id: int) -> str:
+    """Build an approved project's real and dummy extracts. Idempotent: an extract the
+    project already has is left as it is (``extract_for_use`` rebuilds stale ones), so a
+    redelivery after the worker died between the two builds only builds the missing one."""
+    from sde.projects.models import Project
+    from sde.projects.services import build_project_extracts
+
+    project = Project.objects.filter(pk=project_id, status=Project.Status.ACTIVE).first()
+    if project is None:
+        return "not active"
+    built = build_project_extracts(project=project, by=get_system_user())
+    return "built" if built else "exists"

@@ -49,6 +49,17 @@ class EventType(models.TextChoices):
     PROJECT_CLOSED = "project.closed", "Project closed"
     PROJECT_MEMBER_ADDED = "project.member_added", "Project member added"
     PROJECT_MEMBER_REMOVED = "project.member_removed", "Project member removed"
+    PROJECT_MEMBER_SUSPENDED = "project.member_suspended", "Project member's data access paused"
+    PROJECT_MEMBER_REINSTATED = (
+        "project.member_reinstated",
+        "Project member's data access restored",
+    )
+    PROJECT_CREATED = "project.created", "Project created"
+    PROJECT_REMINDER_SENT = "project.reminder_sent", "Expiry reminder sent"
+    PROJECT_COMPLIANCE_UPDATED = (
+        "project.compliance_updated",
+        "Project s251, REC or DSPT dates recorded",
+    )
     OBJECT_PERMISSION_GRANTED = "project.permission_granted", "Object permission granted"
     OBJECT_PERMISSION_REVOKED = "project.permission_revoked", "Object permission revoked"
     AGREEMENT_ACCEPTED = "project.agreement_accepted", "Agreement accepted"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from sde.governance import GovernedModel, governed_writes
 from sde.identity import services
 from sde.identity.models import Organisation, RoleAssignment
 from sde.identity.roles import Role
+from sde.projects.services import MemberSpec, create_project
 from tests import scenarios
 
 pytestmark = pytest.mark.django_db
@@ -42,6 +44,8 @@ GOVERNED = {
     "sde.ManualOptOut",
     "sde.OptOutChange",
     "sde.Extract",
+    "sde.Project",
+    "sde.ProjectMembership",
 }
 # Deliberately mutable, and why.
 MUTABLE = {
@@ -118,6 +122,11 @@ def one_of_each(settings, tmp_path, tiny_drop) -> None:
     scope = {"project_id": 1, "datasets": {"patients": ["sex"]}, "purpose": "direct_care",
              "legal_basis": ""}  # fmt: skip
     build_extract(scope=ExtractScope.from_json(scope), by=custodian)
+    create_project(
+        title="T", lay_summary="L", organisation=scenarios.organisation(), scope=scope,
+        start_date=date(2026, 1, 1), end_date=date(2026, 12, 31),
+        members=[MemberSpec(person, "analyst")], by=ig,
+    )  # fmt: skip
     sign_checkpoint(by=get_system_user())
     for model in GOVERNED_MODELS:
         assert model.objects.exists(), _label(model)

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import Resolver404, resolve
 
 from sde.exceptions import InvalidTransition, NotFound, PermissionDenied
 
@@ -21,6 +22,14 @@ def _mfa_verified(request: HttpRequest) -> bool:
     return mfa_verified(request.user)
 
 
+def _resolves(path: str) -> bool:
+    try:
+        resolve(path)
+    except Resolver404:
+        return False
+    return True
+
+
 class RequireMFAMiddleware:
     """Deny by default: every view needs a signed-in, MFA-verified person unless it is
     marked ``@public`` or ``@mfa_stage``. The API (``/api/``) authenticates in REST
@@ -31,6 +40,9 @@ class RequireMFAMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if settings.DEBUG and not _resolves(request.path_info):
+            # Django's debug 404 for an unknown address lists every URL pattern.
+            return render(request, "errors/404.html", status=404)
         return self.get_response(request)
 
     def process_view(

@@ -126,6 +126,27 @@ def test_a_page_you_may_not_see_is_our_404_page_even_in_debug(client_for, settin
     assert "URLconf" not in response.content.decode()
 
 
+@pytest.mark.parametrize("debug", [True, False], ids=["debug", "production"])
+@pytest.mark.parametrize("signed_in", [True, False], ids=["signed-in", "anonymous"])
+def test_an_unknown_address_is_our_404_page_even_in_debug(client, client_for, settings, debug,
+                                                         signed_in):  # fmt: skip
+    settings.DEBUG = debug
+    browser = client_for(scenarios.person(Role.RESEARCHER)) if signed_in else client
+
+    response = browser.get("/no-such-page/at-all/")
+
+    assert response.status_code == 404
+    assert "errors/404.html" in [t.name for t in response.templates]
+    assert "URLconf" not in response.content.decode()
+    assert "no-such-page" not in response.content.decode()
+
+
+def test_a_missing_slash_still_redirects(client):
+    response = client.get("/register")
+
+    assert (response.status_code, response["Location"]) == (301, "/register/")
+
+
 def test_opening_the_audit_page_is_recorded(client_for):
     ig = scenarios.person(R.IG_OFFICER)
     mark = _mark()

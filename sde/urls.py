@@ -3,12 +3,27 @@ otherwise)."""
 
 from django.urls import include, path
 
-from sde.views import account, audit, auth, dashboard, data, optouts, organisations, people
+from sde.views import (
+    account,
+    audit,
+    auth,
+    dashboard,
+    data,
+    optouts,
+    organisations,
+    people,
+    transparency,
+)
 
 urlpatterns = [
     path("", dashboard.home, name="home"),
     path("healthz", dashboard.healthz, name="healthz"),
     path("dashboard/", dashboard.dashboard, name="dashboard"),
+    # The public transparency register (no sign-in)
+    path("register/", transparency.register_page, name="register"),
+    path("register/<int:number>/", transparency.register_entry, name="register-entry"),
+    path("register.json", transparency.register_json, name="register-json"),
+    path("register.csv", transparency.register_csv, name="register-csv"),
     # Sign-in and MFA
     path("accounts/login/", auth.sign_in, name="login"),
     path("accounts/logout/", auth.sign_out, name="logout"),

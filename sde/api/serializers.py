@@ -1,9 +1,16 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django.core.files.uploadedfile import UploadedFile
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from sde import uploads
+from sde.api.fields import UploadField
 from sde.audit import chain
 from sde.audit.models import AuditEvent
+from sde.data.models import Dataset, DatasetField, DatasetVersion, Ingest
 from sde.identity.models import Accreditation, Organisation, User
 from sde.identity.roles import Role
 
@@ -64,3 +71,130 @@ class AuditEventDetailSerializer(AuditEventSerializer):
             "chain_link_ok",
             "covered_by_signed_checkpoint",
         ]
+
+
+class PersonRefSerializer(serializers.ModelSerializer):
+    """Who did something: enough to name them, nothing more."""
+
+    name = serializers.CharField(source="display_name")
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "name"]
+
+
+# --- The catalogue: metadata only, never rows -------------------------------------------
+class DatasetFieldSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DatasetField
+        fields = ["name", "data_type", "description", "sensitivity", "position"]
+
+
+class DatasetVersionSerializer(serializers.ModelSerializer):
+    """A published version: counts, the Parquet file's SHA-256, the system key version of
+    its pseudonyms, and the quality report (aggregates only)."""
+
+    class Meta:
+        model = DatasetVersion
+        fields = [
+            "version",
+            "created_at",
+            "row_count",
+            "person_count",
+            "quarantined_count",
+            "checksum",
+            "key_version",
+            "quality",
+        ]
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    latest_version = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Dataset
+        fields = [
+            "slug",
+            "name",
+            "description",
+            "source_table",
+            "controller_name",
+            "gp_sourced",
+            "dpia_reference",
+            "latest_version",
+        ]
+
+    @extend_schema_field(DatasetVersionSerializer(allow_null=True))
+    def get_latest_version(self, dataset: Dataset) -> dict[str, Any] | None:
+        versions = list(dataset.versions.all())  # prefetched, newest first
+        return DatasetVersionSerializer(versions[0]).data if versions else None
+
+
+class DatasetDetailSerializer(DatasetSerializer):
+    # The serializer metaclass moves declared fields out of the class, so this one does not
+    # shadow ``Serializer.fields``.
+    fields = DatasetFieldSerializer(many=True, read_only=True)
+    versions = DatasetVersionSerializer(many=True, read_only=True)
+
+    class Meta(DatasetSerializer.Meta):
+        fields = [*DatasetSerializer.Meta.fields, "fields", "versions"]
+
+
+# --- Ingestion (data custodians) --------------------------------------------------------
+class IngestVersionSerializer(serializers.ModelSerializer):
+    dataset = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = DatasetVersion
+        fields = ["dataset", "version"]
+
+
+class IngestSerializer(serializers.ModelSerializer):
+    """An ingest as its pages show it: database state, never a Celery result."""
+
+    requested_by = PersonRefSerializer(read_only=True)
+    has_quarantine_report = serializers.SerializerMethodField()
+    versions = IngestVersionSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Ingest
+        fields = [
+            "id",
+            "status",
+            "stage",
+            "progress",
+            "source_label",
+            "fingerprint",
+            "requested_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "received_rows",
+            "ingested_rows",
+            "quarantined_rows",
+            "key_version",
+            "error_class",
+            "error_message",
+            "has_quarantine_report",
+            "versions",
+        ]
+
+    def get_has_quarantine_report(self, ingest: Ingest) -> bool:
+        return bool(ingest.quarantine_path)
+
+
+class DropUploadSerializer(serializers.Serializer):
+    """A drop's files, checked as the upload page checks them."""
+
+    label = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    drop_files = serializers.ListField(
+        child=UploadField(),
+        help_text="The drop's CSV files (patients.csv and any others) and its manifest.json, "
+        "one part each under this name.",
+    )
+
+    def validate_drop_files(self, files: list[UploadedFile]) -> list[UploadedFile]:
+        error = uploads.drop_files_error(files)
+        if error:
+            raise serializers.ValidationError(error)
+        return files

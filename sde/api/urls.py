@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
-from sde.api import views
+from sde.api import data_views, optout_views, views
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -13,4 +13,53 @@ urlpatterns = [
     path("v1/people", views.PersonList.as_view(), name="api-people"),
     path("v1/people/<int:pk>/roles", views.PersonRoles.as_view(), name="api-person-roles"),
     path("v1/people/<int:pk>/roles/<str:role>", views.PersonRole.as_view(), name="api-person-role"),
+    # The data catalogue (everyone signed in) and ingestion (data custodians)
+    path("v1/datasets", data_views.DatasetList.as_view(), name="api-datasets"),
+    path("v1/datasets/<slug:slug>", data_views.DatasetDetail.as_view(), name="api-dataset"),
+    path("v1/ingests", data_views.IngestList.as_view(), name="api-ingests"),
+    path("v1/ingests/<int:pk>", data_views.IngestDetail.as_view(), name="api-ingest"),
+    path(
+        "v1/ingests/<int:pk>/quarantine.csv",
+        data_views.IngestQuarantineReport.as_view(),
+        name="api-ingest-quarantine",
+    ),
+    # The opt-out register (IG officers; 404 for everyone else)
+    path("v1/optouts", optout_views.OptOutRegister.as_view(), name="api-optouts"),
+    path("v1/optouts/manual", optout_views.ManualOptOutAdd.as_view(), name="api-optout-manual"),
+    path(
+        "v1/optouts/manual/withdraw",
+        optout_views.ManualOptOutWithdraw.as_view(),
+        name="api-optout-manual-withdraw",
+    ),
+    path("v1/optouts/ndop", optout_views.NdopImport.as_view(), name="api-optout-ndop"),
+    path(
+        "v1/optouts/changes/policy",
+        optout_views.PolicyProposal.as_view(),
+        name="api-optout-policy",
+    ),
+    path(
+        "v1/optouts/changes/exemption",
+        optout_views.ExemptionProposal.as_view(),
+        name="api-optout-exemption",
+    ),
+    path(
+        "v1/optouts/changes/<int:pk>",
+        optout_views.ChangeDetail.as_view(),
+        name="api-optout-change",
+    ),
+    path(
+        "v1/optouts/changes/<int:pk>/approve",
+        optout_views.ChangeApprove.as_view(),
+        name="api-optout-change-approve",
+    ),
+    path(
+        "v1/optouts/changes/<int:pk>/reject",
+        optout_views.ChangeReject.as_view(),
+        name="api-optout-change-reject",
+    ),
+    path(
+        "v1/optouts/changes/<int:pk>/withdraw",
+        optout_views.ChangeWithdraw.as_view(),
+        name="api-optout-change-withdraw",
+    ),
 ]

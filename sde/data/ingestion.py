@@ -23,7 +23,7 @@ import shutil
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pandas as pd
 import pyarrow as pa
@@ -44,7 +44,7 @@ from sde.data.models import (
     Ingest,
     OptOutSource,
 )
-from sde.exceptions import InvalidTransition, SDEError
+from sde.exceptions import InvalidTransition, NotFound, SDEError
 from sde.governance import governed_writes
 from sde.identity.models import User
 from sde.keys import keyring
@@ -125,6 +125,25 @@ def request_ingest(*, drop_dir: Path, by: User, label: str = "", enqueue: bool =
         if enqueue:
             transaction.on_commit(lambda: _enqueue(ingest.pk), robust=True)
     return ingest
+
+
+def open_quarantine_report(*, ingest: Ingest, by: User, via: str = "page") -> BinaryIO:
+    """The quarantine report of ``ingest`` (row numbers and reasons, no row contents),
+    opened for reading. Raises PermissionDenied unless ``by`` manages datasets, NotFound
+    when the ingest quarantined nothing or the report is gone.
+    Event: data.quarantine_report_downloaded."""
+    policy.check_manage_datasets(by)
+    path = data_root() / ingest.quarantine_path if ingest.quarantine_path else None
+    if path is None or not path.is_file():
+        raise NotFound("no quarantine report")
+    with transaction.atomic(durable=True):
+        record_event(
+            event_type=EventType.QUARANTINE_REPORT_DOWNLOADED,
+            actor=by,
+            target=ingest,
+            data={"rows": ingest.quarantined_rows, **({"via": via} if via != "page" else {})},
+        )
+    return path.open("rb")
 
 
 def _enqueue(ingest_id: int) -> None:

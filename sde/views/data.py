@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import secrets
-import shutil
-from pathlib import Path
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib import messages
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
-from sde import policy
-from sde.audit.events import EventType
-from sde.audit.services import record_event
+from sde import policy, uploads
 from sde.data import catalogue, ingestion
 from sde.data.models import Ingest
 from sde.identity.models import User
@@ -78,19 +71,9 @@ class DropUploadForm(forms.Form):
 
     def clean_drop_files(self) -> list[UploadedFile]:
         files = self.files.getlist("drop_files")
-        limit = settings.SDE_MAX_UPLOAD_BYTES
-        for upload in files:
-            name = Path(upload.name or "").name
-            if name != upload.name or not (name.endswith(".csv") or name == "manifest.json"):
-                raise forms.ValidationError(
-                    f"{name}: only .csv files and manifest.json can be part of a drop."
-                )
-            if (upload.size or 0) > limit:
-                raise forms.ValidationError(
-                    f"{name} is {upload.size:,} bytes; the limit is {limit:,} per file."
-                )
-        if not any(u.name == "patients.csv" for u in files):
-            raise forms.ValidationError("A drop needs patients.csv.")
+        error = uploads.drop_files_error(files)
+        if error:
+            raise forms.ValidationError(error)
         return files
 
 
@@ -99,26 +82,15 @@ def ingest_list(request: HttpRequest) -> HttpResponse:
     policy.check_manage_datasets(request.user)
     form = DropUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        folder = Path(settings.SDE_DATA_ROOT) / "uploads" / secrets.token_hex(8)
-        folder.mkdir(parents=True)
-        for upload in form.cleaned_data["drop_files"]:
-            with (folder / Path(upload.name or "").name).open("wb") as handle:
-                for chunk in upload.chunks():
-                    handle.write(chunk)
         try:
-            ingest = ingestion.request_ingest(
-                drop_dir=folder,
-                by=request.user,  # type: ignore[arg-type]
+            ingest = uploads.ingest_uploaded_drop(
+                files=form.cleaned_data["drop_files"],
                 label=form.cleaned_data["label"],
+                by=request.user,  # type: ignore[arg-type]
             )
         except ingestion.IngestError as error:
-            shutil.rmtree(folder, ignore_errors=True)
             form.add_error(None, str(error))
         else:
-            if ingest.drop_path != str(folder.resolve()):
-                # An earlier upload of the same drop was ingested: this copy of its files
-                # (NHS numbers and all) is referenced by nothing, so it is not kept.
-                shutil.rmtree(folder, ignore_errors=True)
             if ingest.status == Ingest.Status.SUCCEEDED:
                 messages.info(request, "This drop was already ingested: no new version made.")
             return redirect("ingest-detail", pk=ingest.pk)
@@ -160,21 +132,9 @@ def ingest_status(request: HttpRequest, pk: int) -> JsonResponse:
 def quarantine_report(request: HttpRequest, pk: int) -> FileResponse:
     """Row numbers and reasons only (no row contents). Downloads are audited."""
     ingest = _ingest(request, pk)
-    if not ingest.quarantine_path:
-        raise Http404("no quarantined rows")
-    path = Path(settings.SDE_DATA_ROOT) / ingest.quarantine_path
-    if not path.is_file():
-        raise Http404("report missing")
     user: User = request.user  # type: ignore[assignment]
-    with transaction.atomic(durable=True):
-        record_event(
-            event_type=EventType.QUARANTINE_REPORT_DOWNLOADED,
-            actor=user,
-            target=ingest,
-            data={"rows": ingest.quarantined_rows},
-        )
     return FileResponse(
-        path.open("rb"),
+        ingestion.open_quarantine_report(ingest=ingest, by=user),
         as_attachment=True,
         filename=f"quarantine-ingest-{ingest.pk}.csv",
         content_type="text/csv",

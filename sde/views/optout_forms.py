@@ -3,13 +3,12 @@ does the writing and the real checks (NHS number, reasons, the two-person rule).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 
+from sde import uploads
 from sde.data.models import OptOutKind
 from sde.data.optouts import BASIS_LABELS, Application, DecisionTable, PolicyKey
 
@@ -71,10 +70,9 @@ class NdopUploadForm(forms.Form):
 
     def clean_ndop_file(self) -> UploadedFile:
         upload: UploadedFile = self.cleaned_data["ndop_file"]
-        limit = settings.SDE_MAX_UPLOAD_BYTES
-        if (upload.size or 0) > limit:
-            name = Path(upload.name or "").name
-            raise forms.ValidationError(f"{name} is {upload.size:,} bytes; the limit is {limit:,}.")
+        too_big = uploads.size_error(upload)
+        if too_big:
+            raise forms.ValidationError(too_big)
         return upload
 
 

@@ -8,21 +8,15 @@ Django's 405). The services in ``sde.data.register`` check again and do the writ
 
 from __future__ import annotations
 
-import re
-import shutil
-import tempfile
 from collections.abc import Callable
 from functools import wraps
-from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.contrib import messages
-from django.core.files.uploadedfile import UploadedFile
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 
-from sde import policy
+from sde import policy, uploads
 from sde.data import optout_changes, register
 from sde.data.models import OptOutChange, OptOutKind, OptOutSnapshot
 from sde.data.source_files import SourceFormatError
@@ -140,28 +134,6 @@ def manual_withdraw(request: HttpRequest) -> HttpResponse:
 
 
 # --- NDOP file -------------------------------------------------------------------------
-def _file_name(upload: UploadedFile) -> str:
-    # Only the last part of the name, in safe characters: it names the file in errors.
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(upload.name or "").name)[:100]
-    return name.lstrip(".") or "ndop.csv"
-
-
-def _import_upload(upload: UploadedFile, *, label: str, by: User) -> OptOutSnapshot:
-    """Write the upload to a private folder under the var dir, import it, and delete it
-    whatever happens: the file is a list of NHS numbers and is never kept."""
-    uploads = Path(settings.VAR_DIR) / "uploads"
-    uploads.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="ndop-", dir=uploads))
-    try:
-        path = folder / _file_name(upload)
-        with path.open("wb") as handle:
-            for chunk in upload.chunks():
-                handle.write(chunk)
-        return register.import_ndop_file(path=path, by=by, label=label)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 def _still(snapshot: OptOutSnapshot) -> str:
     return f"the register is still snapshot {snapshot.number}"
 
@@ -182,8 +154,8 @@ def ndop_import(request: HttpRequest) -> HttpResponse:
         upload = form.cleaned_data["ndop_file"]
         before = register.current_snapshot()
         try:
-            snapshot = _import_upload(
-                upload, label=form.cleaned_data["label"] or _file_name(upload), by=_user(request)
+            snapshot = uploads.import_ndop_upload(
+                upload, label=form.cleaned_data["label"], by=_user(request)
             )
         except SourceFormatError as error:
             form.add_error(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 from guardian.shortcuts import assign_perm, get_objects_for_user, remove_perm
 
 from sde.exceptions import NotFound, PermissionDenied
@@ -273,6 +273,74 @@ def check_use_project_data(user: Any, project: Any, *, today: date) -> None:
     refusal = project_data_refusal(user, project, today=today)
     if refusal is not None:
         raise PermissionDenied(refusal)
+
+
+# --- Access requests ---------------------------------------------------------------------
+# The workflow lives in ``access_requests``; the rules about who may do what live here, over
+# the objects it passes in (the core does not import the workflow apps).
+def user_reviews_access_requests(user: Any) -> bool:
+    return has_capability(user, Capability.REVIEW_ACCESS_REQUESTS)
+
+
+def user_signs_off_public_interest(user: Any) -> bool:
+    return has_capability(user, Capability.SIGN_OFF_PUBLIC_INTEREST)
+
+
+def visible_access_requests(user: Any, requests: QuerySet[Any]) -> QuerySet[Any]:
+    """Applicants see their own requests; IG officers and Caldicott Guardians every request
+    once submitted (a draft is the applicant's alone)."""
+    if not _active(user):
+        return requests.none()
+    mine = Q(applicant=user)
+    if user_reviews_access_requests(user) or user_signs_off_public_interest(user):
+        return requests.filter(mine | ~Q(status="draft"))
+    return requests.filter(mine)
+
+
+def check_view_access_request(user: Any, request: Any) -> None:
+    if not visible_access_requests(user, type(request).objects.all()).filter(pk=request.pk):
+        raise NotFound("no such access request")
+
+
+def check_apply_for_access(user: Any) -> None:
+    _require(user, Capability.APPLY_FOR_ACCESS)
+
+
+def check_applicant(user: Any, request: Any) -> None:
+    """Only the applicant edits, submits, withdraws and attaches."""
+    check_view_access_request(user, request)
+    if request.applicant_id != user.pk:
+        raise PermissionDenied("only the applicant can do this")
+
+
+def reviewer_conflict(
+    user: Any, *, applicant_id: int, member_ids: set[int], organisation_ids: set[int],
+    exclude_organisations: bool,
+) -> str | None:  # fmt: skip
+    """Why ``user`` is not independent of a request (None: they are): they applied, are on
+    its team or project, or (where configured) belong to one of its organisations."""
+    if user.pk == applicant_id:
+        return "you applied for it"
+    if user.pk in member_ids:
+        return "you are on its team"
+    if exclude_organisations and user.memberships.filter(organisation_id__in=organisation_ids):
+        return "you belong to one of its organisations"
+    return None
+
+
+def check_decide_access_request(user: Any, request: Any, *, conflict: str | None) -> None:
+    """Review actions: an IG officer independent of the request."""
+    check_view_access_request(user, request)
+    _require(user, Capability.REVIEW_ACCESS_REQUESTS)
+    if conflict:
+        raise PermissionDenied(f"you cannot review this request: {conflict}")
+
+
+def check_sign_off_public_interest(user: Any, request: Any, *, conflict: str | None) -> None:
+    check_view_access_request(user, request)
+    _require(user, Capability.SIGN_OFF_PUBLIC_INTEREST)
+    if conflict:
+        raise PermissionDenied(f"you cannot sign this request off: {conflict}")
 
 
 # --- API tokens --------------------------------------------------------------------------

@@ -297,6 +297,17 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=_env_int("SDE_COMPLIANCE_MINUTES", 60)),
     },
 }
+# Access requests: independent IG approvals needed, and whether a reviewer may not belong
+# to any of the applying organisations (as well as not applying or being on the team).
+SDE_APPROVAL_QUORUM = max(1, _env_int("SDE_APPROVAL_QUORUM", 2))
+SDE_REVIEW_EXCLUDES_APPLICANT_ORGANISATIONS = _env_bool(
+    "SDE_REVIEW_EXCLUDES_APPLICANT_ORGANISATIONS", True
+)
+# Days a submitted request may wait for a decision before the queue shows it as overdue.
+SDE_REVIEW_SLA_DAYS = _env_int("SDE_REVIEW_SLA_DAYS", 20)
+# Application attachments (DPIA, protocol, letters) live outside the database.
+SDE_ATTACHMENT_ROOT = Path(_env("SDE_ATTACHMENT_ROOT", str(VAR_DIR / "attachments")))  # type: ignore[arg-type]
+SDE_MAX_ATTACHMENT_BYTES = _env_int("SDE_MAX_ATTACHMENT_BYTES", 20 * 1024**2)
 # Days before an end, s251, REC or DSPT date when members and IG are reminded.
 SDE_REMINDER_DAYS = tuple(
     int(d) for d in os.environ.get("SDE_REMINDER_DAYS", "30,7").split(",") if d.strip()

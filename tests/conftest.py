@@ -73,6 +73,7 @@ def private_data_root(settings: pytest.FixtureRequest, tmp_path: Path) -> Path:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
     settings.SDE_DATA_ROOT = tmp_path / "data"  # type: ignore[attr-defined]
     settings.SDE_KEY_DIR = tmp_path / "keys"  # type: ignore[attr-defined]
+    settings.SDE_ATTACHMENT_ROOT = tmp_path / "attachments"  # type: ignore[attr-defined]
     settings.PRODUCTION = False  # type: ignore[attr-defined]
     for variable in ("SDE_SYSTEM_KEYS", "SDE_MASTER_KEYS", "SDE_VAULT_KEYS"):
         setattr(settings, variable, None)

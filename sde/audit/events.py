@@ -41,6 +41,14 @@ class EventType(models.TextChoices):
     REQUEST_APPROVED = "access.approved", "Access request approved"
     REQUEST_WITHDRAWN = "access.withdrawn", "Access request withdrawn"
     AMENDMENT_SUBMITTED = "access.amendment_submitted", "Amendment submitted"
+    REQUEST_ASSIGNED = "access.assigned", "Access request assigned to a reviewer"
+    REQUEST_CALDICOTT_SIGNED_OFF = (
+        "access.caldicott_signed_off",
+        "Caldicott Guardian signed off (overriding public interest)",
+    )
+    REQUEST_ATTACHMENT_ADDED = "access.attachment_added", "Attachment added"
+    REQUEST_ATTACHMENT_VIEWED = "access.attachment_viewed", "Attachment opened"
+    REQUEST_ATTACHMENT_REDACTED = "access.attachment_redacted", "Attachment redacted"
     PROJECT_ACTIVATED = "project.activated", "Project activated"
     PROJECT_SUSPENDED = "project.suspended", "Project suspended"
     PROJECT_RESUMED = "project.resumed", "Project resumed"
@@ -55,6 +63,7 @@ class EventType(models.TextChoices):
         "Project member's data access restored",
     )
     PROJECT_CREATED = "project.created", "Project created"
+    PROJECT_CHANGED = "project.changed", "Project changed by an approved amendment"
     PROJECT_REMINDER_SENT = "project.reminder_sent", "Expiry reminder sent"
     PROJECT_COMPLIANCE_UPDATED = (
         "project.compliance_updated",

@@ -107,7 +107,8 @@ def create_project(
         errors["members"] = ["A person is listed twice."]
     if errors:
         raise ValidationError("the project is not valid", errors)
-    with transaction.atomic(durable=True), governed_writes(Project, ProjectMembership):
+    # Not durable: approving an access request creates its project in the same transaction.
+    with transaction.atomic(), governed_writes(Project, ProjectMembership):
         project = Project(
             title=title,
             lay_summary=lay_summary,
@@ -155,16 +156,101 @@ def _enqueue_extracts(project_id: int) -> None:
 
 
 def build_project_extracts(*, project: Project, by: User) -> list[Extract]:
-    """Build whichever of the project's real and dummy extracts it does not have yet, from
-    its approved scope (the worker runs this after approval); returns those built. Raises
-    PermissionDenied unless ``by`` provisions data."""
+    """Build whichever of the project's real and dummy extracts it does not have for its
+    approved scope (the worker runs this after approval or an amendment); an extract of an
+    earlier scope is deleted first. Returns those built. Raises PermissionDenied unless
+    ``by`` provisions data."""
     scope = extracts.ExtractScope.from_json(project.scope)
     built = []
-    if extracts.current_extract(project.pk) is None:
-        built.append(extracts.build_extract(scope=scope, by=by, reason="project approved"))
-    if extracts.current_extract(project.pk, dummy=True) is None:
-        built.append(extracts.build_dummy_extract(scope=scope, by=by))
+    for dummy in (False, True):
+        current = extracts.current_extract(project.pk, dummy=dummy)
+        if current is not None and current.scope == project.scope:
+            continue
+        if current is not None:
+            extracts.delete_extract(extract=current, by=by, reason="the approved scope changed")
+        if dummy:
+            built.append(extracts.build_dummy_extract(scope=scope, by=by))
+        else:
+            reason = "project approved" if current is None else "amendment approved"
+            built.append(extracts.build_extract(scope=scope, by=by, reason=reason))
     return built
+
+
+def change_project(
+    *,
+    project: Project,
+    by: User,
+    access_request_id: int,
+    end_date: date,
+    conditions: str,
+    scope: dict[str, Any] | None = None,
+    members: Sequence[MemberSpec] | None = None,
+    lay_summary: str | None = None,
+    **compliance: date | None,
+) -> Project:
+    """Apply an approved amendment, extension or renewal to a live project: the end date,
+    conditions, and (unless None) the scope, the team and the compliance dates. Members
+    who leave lose their permissions at once; a new scope rebuilds the extracts after
+    commit. Raises PermissionDenied unless ``by`` is IG or the system, InvalidTransition
+    once access has ended. Events: project.changed, and the member and permission events."""
+    policy.check_create_project(by)
+    unknown = set(compliance) - set(COMPLIANCE_DATES)
+    if unknown:
+        raise ValidationError("unknown dates", {n: ["Not a compliance date."] for n in unknown})
+    with transaction.atomic(), governed_writes(Project, ProjectMembership):
+        locked = Project.objects.select_for_update().get(pk=project.pk)
+        if locked.status not in {S.ACTIVE, S.SUSPENDED}:
+            raise InvalidTransition(f"the project is {locked.status}")
+        if end_date < locked.start_date:
+            raise ValidationError("bad end date", {"end_date": ["Before the project starts."]})
+        before = {"end_date": locked.end_date, "conditions": locked.conditions,
+                  "scope": locked.scope, "lay_summary": locked.lay_summary,
+                  **{name: getattr(locked, name) for name in compliance}}  # fmt: skip
+        locked.end_date, locked.conditions = end_date, conditions
+        if lay_summary is not None:
+            locked.lay_summary = lay_summary
+        for name, value in compliance.items():
+            setattr(locked, name, value)
+        if scope is not None:
+            checked = extracts.ExtractScope.from_json({**scope, "project_id": locked.pk})
+            extracts.validate_scope(checked)
+            locked.scope = checked.to_json()
+        locked.save()
+        changed = sorted(name for name, value in before.items() if getattr(locked, name) != value)
+        if members is not None:
+            changed += _change_members(locked, members, by=by)
+        record_event(
+            event_type=EventType.PROJECT_CHANGED, actor=by, target=locked, project_id=locked.pk,
+            data={"access_request_id": access_request_id, "changed": changed},
+        )  # fmt: skip
+        if "scope" in changed:
+            transaction.on_commit(lambda: _enqueue_extracts(locked.pk), robust=True)
+    return locked
+
+
+def _change_members(project: Project, wanted: Sequence[MemberSpec], *, by: User) -> list[str]:
+    """Make the project's current members ``wanted`` (a changed role or data use is a
+    removal and a new membership); ["members"] if anything changed."""
+    current = {m.user_id: m for m in project.memberships.filter(removed_at__isnull=True)}
+    specs = {spec.user.pk: spec for spec in wanted}
+    kept = {
+        user_id for user_id, m in current.items()
+        if user_id in specs and (specs[user_id].role, specs[user_id].accesses_data)
+        == (m.role, m.accesses_data)
+    }  # fmt: skip
+    for user_id in current.keys() - kept:
+        membership = current[user_id]
+        membership.removed_at, membership.removed_by = timezone.now(), by
+        membership.save()
+        record_event(
+            event_type=EventType.PROJECT_MEMBER_REMOVED, actor=by, target=project,
+            project_id=project.pk, data={"user_id": user_id},
+        )  # fmt: skip
+        for permission in (policy.PROJECT_DATA, policy.PROJECT_VIEW):
+            _revoke(project, membership.user, permission, by=by)
+    for user_id in specs.keys() - kept:
+        _add_member(project, specs[user_id], by=by)
+    return ["members"] if current.keys() - kept or specs.keys() - kept else []
 
 
 def _grant(project: Project, user: User, permission: str, *, by: User) -> None:

@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 from django.apps import apps
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import models
 
+from access_requests import services as access
+from access_requests.models import AccessRequest
 from sde.audit.services import get_system_user, sign_checkpoint
 from sde.data import optout_changes, register, synth
 from sde.data.catalogue import register_standard_datasets
@@ -46,6 +49,10 @@ GOVERNED = {
     "sde.Extract",
     "sde.Project",
     "sde.ProjectMembership",
+    "access_requests.AccessRequest",
+    "access_requests.Review",
+    "access_requests.Comment",
+    "access_requests.Attachment",
 }
 # Deliberately mutable, and why.
 MUTABLE = {
@@ -106,9 +113,11 @@ def one_of_each(settings, tmp_path, tiny_drop) -> None:
     """At least one row of every governed model, made by the real services."""
     settings.SDE_DATA_ROOT = tmp_path / "data"
     settings.SDE_KEY_DIR = tmp_path / "keys"
+    settings.SDE_ATTACHMENT_ROOT = tmp_path / "attachments"
     admin = scenarios.administrator()
     person = scenarios.person(Role.RESEARCHER, accredited=True)
-    services.add_membership(user=person, organisation=scenarios.organisation(), by=admin)
+    organisation = scenarios.organisation()
+    services.add_membership(user=person, organisation=organisation, by=admin)
     services.create_api_token(user=person, name="scripts", by=person)
     custodian = scenarios.person(Role.DATA_CUSTODIAN)
     register_standard_datasets(by=custodian)
@@ -127,6 +136,14 @@ def one_of_each(settings, tmp_path, tiny_drop) -> None:
         start_date=date(2026, 1, 1), end_date=date(2026, 12, 31),
         members=[MemberSpec(person, "analyst")], by=ig,
     )  # fmt: skip
+    request = access.create_request(by=person, organisation=organisation, title="T")
+    access.add_attachment(
+        request=request, by=person, kind="protocol",
+        upload=SimpleUploadedFile("protocol.txt", b"The protocol."),
+    )  # fmt: skip
+    with governed_writes(AccessRequest):  # a submitted request, without filling the form
+        AccessRequest.objects.filter(pk=request.pk).update(status="in_review", review_round=1)
+    access.return_request(request=request, by=ig, reason="Tell us more.")
     sign_checkpoint(by=get_system_user())
     for model in GOVERNED_MODELS:
         assert model.objects.exists(), _label(model)

@@ -182,8 +182,12 @@ def check_build_extract(user: Any) -> None:
 # --- Projects ----------------------------------------------------------------------------
 PROJECT_VIEW = "sde.view_project"
 PROJECT_DATA = "sde.access_project_data"
-# The project's approvals with an end (s251 support, ethics, the organisations' DSPT).
-PROJECT_COMPLIANCE_DATES = ("s251_expiry", "rec_expiry", "dspt_expiry")
+# The project's approvals with an end date, and what each is called.
+PROJECT_COMPLIANCE_DATES = {
+    "s251_expiry": "s251 support",
+    "rec_expiry": "the ethics (REC) approval",
+    "dspt_expiry": "an organisation's DSPT status",
+}
 # Each member who uses data needs both current (application-form.md, section B).
 DATA_ACCESS_ACCREDITATIONS = (
     Accreditation.Kind.SAFE_RESEARCHER,
@@ -247,8 +251,8 @@ def project_data_refusal(user: Any, project: Any, *, today: date) -> str | None:
     if not project.start_date <= today <= project.end_date:
         return "the project's access period has not started or has ended"
     lapsed_dates = [
-        name.removesuffix("_expiry")
-        for name in PROJECT_COMPLIANCE_DATES
+        label
+        for name, label in PROJECT_COMPLIANCE_DATES.items()
         if getattr(project, name) is not None and getattr(project, name) < today
     ]
     if lapsed_dates:
@@ -262,7 +266,9 @@ def project_data_refusal(user: Any, project: Any, *, today: date) -> str | None:
         return "IG officers may not see row-level data"
     lapsed = [k for k in DATA_ACCESS_ACCREDITATIONS if not is_accredited(user, on=today, kind=k)]
     if lapsed:
-        return "your accreditation is not current: " + ", ".join(lapsed)
+        return "your training is not current: " + ", ".join(
+            Accreditation.Kind(kind).label for kind in lapsed
+        )
     if not user_has_object_permission(user, PROJECT_DATA, project):
         return "you have not been granted access to this project's data"
     return None
@@ -288,17 +294,21 @@ def user_signs_off_public_interest(user: Any) -> bool:
 
 def visible_access_requests(user: Any, requests: QuerySet[Any]) -> QuerySet[Any]:
     """Applicants see their own requests; IG officers and Caldicott Guardians every request
-    once submitted (a draft is the applicant's alone)."""
+    once submitted (one never submitted, even if withdrawn, is the applicant's alone)."""
     if not _active(user):
         return requests.none()
     mine = Q(applicant=user)
     if user_reviews_access_requests(user) or user_signs_off_public_interest(user):
-        return requests.filter(mine | ~Q(status="draft"))
+        return requests.filter(mine | Q(first_submitted_at__isnull=False))
     return requests.filter(mine)
 
 
 def check_view_access_request(user: Any, request: Any) -> None:
-    if not visible_access_requests(user, type(request).objects.all()).filter(pk=request.pk):
+    if (
+        not visible_access_requests(user, type(request).objects.all())
+        .filter(pk=request.pk)
+        .exists()
+    ):
         raise NotFound("no such access request")
 
 

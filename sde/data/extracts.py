@@ -550,7 +550,10 @@ def current_extract(project_id: int, *, dummy: bool = False) -> Extract | None:
 
 def staleness(extract: Extract) -> list[str]:
     """Why the extract no longer reflects the environment (empty: it is current): a newer
-    dataset version, opt-out snapshot, decision table or project exemption."""
+    dataset version, opt-out snapshot, decision table or project exemption. A dummy
+    extract is synthetic and never stale: its schema comes from the scope."""
+    if extract.is_dummy:
+        return []
     reasons = []
     for slug, recorded in extract.dataset_versions.items():
         latest = DatasetVersion.objects.filter(dataset__slug=slug).order_by("-version").first()

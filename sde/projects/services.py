@@ -57,14 +57,10 @@ ACTIONS: Final[dict[str, tuple[str, str, EventType]]] = {
     "revoke": (S.REVOKED, "IG officer", EventType.PROJECT_REVOKED),
     "close": (S.CLOSED, "IG officer", EventType.PROJECT_CLOSED),
 }
+PAST_TENSE: Final = {"suspend": "suspended", "resume": "resumed", "expire": "expired",
+                     "revoke": "revoked", "close": "closed"}  # fmt: skip
 ENDED: Final = frozenset({S.EXPIRED, S.REVOKED, S.CLOSED})  # access ends for good
-COMPLIANCE_DATES: Final = dict(
-    zip(
-        policy.PROJECT_COMPLIANCE_DATES,
-        ("s251 support", "the ethics (REC) approval", "an organisation's DSPT status"),
-        strict=True,
-    )
-)
+COMPLIANCE_DATES: Final = policy.PROJECT_COMPLIANCE_DATES
 
 
 @dataclass(frozen=True)
@@ -185,6 +181,7 @@ def change_project(
     conditions: str,
     scope: dict[str, Any] | None = None,
     members: Sequence[MemberSpec] | None = None,
+    title: str | None = None,
     lay_summary: str | None = None,
     **compliance: date | None,
 ) -> Project:
@@ -204,9 +201,11 @@ def change_project(
         if end_date < locked.start_date:
             raise ValidationError("bad end date", {"end_date": ["Before the project starts."]})
         before = {"end_date": locked.end_date, "conditions": locked.conditions,
-                  "scope": locked.scope, "lay_summary": locked.lay_summary,
+                  "scope": locked.scope, "title": locked.title, "lay_summary": locked.lay_summary,
                   **{name: getattr(locked, name) for name in compliance}}  # fmt: skip
         locked.end_date, locked.conditions = end_date, conditions
+        if title is not None:
+            locked.title = title
         if lay_summary is not None:
             locked.lay_summary = lay_summary
         for name, value in compliance.items():
@@ -282,6 +281,8 @@ def _add_member(project: Project, member: MemberSpec, *, by: User) -> ProjectMem
         raise ValidationError("unknown project role", {"role": [f"{member.role!r}"]})
     if member.accesses_data:
         policy.check_grant_project_data(by, member.user)
+    if not member.user.is_active:
+        raise ValidationError("suspended account", {"user": ["This account is suspended."]})
     membership = ProjectMembership(
         project=project, user=member.user, role=member.role,
         accesses_data=member.accesses_data, added_by=by,
@@ -353,7 +354,9 @@ def _transition(project: Project, action: str, *, by: User, reason: str, **field
     with transaction.atomic(durable=True), governed_writes(Project, ProjectMembership):
         locked = Project.objects.select_for_update().get(pk=project.pk)
         if to not in TRANSITIONS[locked.status]:
-            raise InvalidTransition(f"the project is {locked.status}; it cannot be {action}d")
+            raise InvalidTransition(
+                f"the project is {locked.status}; it cannot be {PAST_TENSE[action]}"
+            )
         locked.status, locked.status_reason = to, reason[:300]
         locked.status_changed_at = timezone.now()
         for name, value in fields.items():
@@ -406,12 +409,13 @@ def update_compliance_dates(*, project: Project, by: User, **dates: date | None)
     """Record renewed s251, REC or DSPT dates (IG). Event: project.compliance_updated."""
     policy.check_manage_project(by, project)
     unknown = set(dates) - set(COMPLIANCE_DATES)
-    if unknown:
-        raise ValidationError(
-            "unknown dates", {name: ["Not a compliance date."] for name in unknown}
-        )
+    if unknown or not dates:
+        errors = {name: ["Not a compliance date."] for name in unknown}
+        raise ValidationError("no compliance dates", errors or {"dates": ["Give a date."]})
     with transaction.atomic(durable=True), governed_writes(Project):
         locked = Project.objects.select_for_update().get(pk=project.pk)
+        if locked.status in ENDED:
+            raise InvalidTransition(f"the project is {locked.status}")
         for name, value in dates.items():
             setattr(locked, name, value)
         locked.save()
@@ -470,6 +474,7 @@ class ComplianceRun:
     members_reinstated: int = 0
     reminders: int = 0
     extracts_requested: int = 0
+    extracts_deleted: int = 0
 
 
 def run_compliance(*, today: date, by: User | None = None) -> ComplianceRun:
@@ -506,7 +511,19 @@ def run_compliance(*, today: date, by: User | None = None) -> ComplianceRun:
             run.members_reinstated += 1
     run.reminders = _send_reminders(today=today, by=by)
     run.extracts_requested = _request_missing_extracts()
+    run.extracts_deleted = _delete_extracts_of_closed_projects(by=by)
     return run
+
+
+def _delete_extracts_of_closed_projects(*, by: User) -> int:
+    """Finish a closure whose extract deletion failed after the project was closed."""
+    left = Extract.objects.filter(
+        deleted_at__isnull=True,
+        project_id__in=Project.objects.filter(status=S.CLOSED).values("pk"),
+    )
+    for extract in left:
+        extracts.delete_extract(extract=extract, by=by, reason="project closed")
+    return len(left)
 
 
 def _request_missing_extracts() -> int:

@@ -141,7 +141,7 @@ REFUSALS: dict[str, tuple[Callable[[Ctx], tuple[User, Project, date]], str | Non
     "revoked": (_in_status(S.REVOKED), "the project is revoked", PermissionDenied),
     "s251-lapsed-before-the-clock-runs": (
         lambda ctx: (ctx.member, ctx.make_project(s251_expiry=TODAY - timedelta(days=1)), TODAY),
-        "the project's approval has lapsed: s251",
+        "the project's approval has lapsed: s251 support",
         PermissionDenied,
     ),
     "rec-and-dspt-lapsed": (
@@ -150,7 +150,8 @@ REFUSALS: dict[str, tuple[Callable[[Ctx], tuple[User, Project, date]], str | Non
             ctx.make_project(rec_expiry=TODAY - timedelta(days=1), dspt_expiry=START),
             TODAY,
         ),
-        "the project's approval has lapsed: rec, dspt",
+        "the project's approval has lapsed: the ethics (REC) approval, "
+        "an organisation's DSPT status",
         PermissionDenied,
     ),
     "s251-ends-today": (
@@ -170,27 +171,27 @@ REFUSALS: dict[str, tuple[Callable[[Ctx], tuple[User, Project, date]], str | Non
     "paused-member": (_paused, "your access is paused: accreditation lapsed", PermissionDenied),
     "lapsed-safe-researcher": (
         _trained(safe_researcher=LAPSED, data_security=CURRENT),
-        "your accreditation is not current: safe_researcher",
+        "your training is not current: Safe researcher training",
         PermissionDenied,
     ),
     "lapsed-data-security": (
         _trained(safe_researcher=CURRENT, data_security=LAPSED),
-        "your accreditation is not current: data_security",
+        "your training is not current: Data security awareness training",
         PermissionDenied,
     ),
     "both-lapsed": (
         _trained(safe_researcher=LAPSED, data_security=LAPSED),
-        "your accreditation is not current: safe_researcher, data_security",
+        "your training is not current: Safe researcher training, Data security awareness training",
         PermissionDenied,
     ),
     "never-had-data-security": (
         _trained(safe_researcher=CURRENT),
-        "your accreditation is not current: data_security",
+        "your training is not current: Data security awareness training",
         PermissionDenied,
     ),
     "training-not-yet-valid": (
         _trained(safe_researcher=NOT_YET, data_security=CURRENT),
-        "your accreditation is not current: safe_researcher",
+        "your training is not current: Safe researcher training",
         PermissionDenied,
     ),
     "no-object-permission": (
@@ -259,7 +260,7 @@ def test_access_ends_at_once_when_training_lapses_even_before_the_clock_pauses_t
 
     assert policy.project_data_refusal(person, project, today=TODAY) is None
     assert policy.project_data_refusal(person, project, today=TODAY + timedelta(days=1)) == (
-        "your accreditation is not current: safe_researcher, data_security"
+        "your training is not current: Safe researcher training, Data security awareness training"
     )
     assert project.memberships.get().suspended_at is None
 

@@ -173,7 +173,7 @@ QUESTIONS: Final[dict[str, dict[str, tuple[str, Mapping[str, str] | None]]]] = {
     "retention": {"retain_until": (DATE, None)},
     "declarations": {"agreement_version": (SHORT, None), "accepted": (BOOL, None)},
 }
-COHORT_FILTERS: Final = {"age_min": INT, "age_max": INT, "places": CHOICES, "imd_deciles": CHOICES}
+COHORT_FILTERS: Final = ("age_min", "age_max", "places", "imd_deciles")
 Errors = dict[str, list[str]]
 
 
@@ -226,11 +226,12 @@ def _text(limit: int) -> Callable[[Any, Any], str | None]:
 
 
 def _date(value: Any, _: Any) -> str | None:
+    """Only YYYY-MM-DD (dates are compared as text, and fromisoformat takes other forms)."""
     try:
-        date.fromisoformat(value)
+        valid = date.fromisoformat(value).isoformat() == value
     except (TypeError, ValueError):
-        return "Give a date as YYYY-MM-DD."
-    return None
+        valid = False
+    return None if valid else "Give a date as YYYY-MM-DD."
 
 
 def _bool(value: Any, _: Any) -> str | None:
@@ -249,7 +250,8 @@ def _choice(value: Any, choices: Mapping[str, str]) -> str | None:
 def _choices(value: Any, choices: Mapping[str, str]) -> str | None:
     if not isinstance(value, list) or len(value) > MAX_ITEMS:
         return "Give a list of choices."
-    return None if all(v in choices for v in value) else "Not one of the choices."
+    ok = all(isinstance(v, str) and v in choices for v in value)
+    return None if ok else "Not one of the choices."
 
 
 def _map(value: Any, _: Any) -> str | None:
@@ -271,7 +273,7 @@ def _organisations(value: Any, _: Any) -> str | None:
         if not isinstance(item.get("organisation_id"), int):
             return "Pick an organisation from the list."
         ids.append(item["organisation_id"])
-        if item.get("role") not in ORGANISATION_ROLES:
+        if not isinstance(item.get("role"), str) or item["role"] not in ORGANISATION_ROLES:
             return "Give each organisation's role."
         if item.get("dspt_expiry") and _date(item["dspt_expiry"], None):
             return "Give the DSPT date as YYYY-MM-DD."
@@ -292,10 +294,10 @@ def _members(value: Any, _: Any) -> str | None:
     for item in value:
         if not isinstance(item, Mapping) or not set(item) <= {"username", "role", "accesses_data"}:
             return "Each person needs only the questions asked."
-        if not isinstance(item.get("username"), str) or not item["username"]:
+        if not isinstance(item.get("username"), str) or not 0 < len(item["username"]) <= 150:
             return "Give each person's username."
         names.append(item["username"])
-        if item.get("role") not in MEMBER_ROLES:
+        if not isinstance(item.get("role"), str) or item["role"] not in MEMBER_ROLES:
             return "Give each person's role."
         if not isinstance(item.get("accesses_data", True), bool):
             return "Say whether each person will access data."
@@ -324,16 +326,21 @@ def _datasets(value: Any, _: Any) -> str | None:
 def _cohort(value: Any, _: Any) -> str | None:
     if not isinstance(value, Mapping) or not set(value) <= set(COHORT_FILTERS):
         return "Only the cohort filters offered."
-    for name, kind in COHORT_FILTERS.items():
-        if name in value and value[name] is not None:
-            if kind == INT and _int(value[name], None):
-                return _int(value[name], None)
-            if kind == CHOICES and not (
-                isinstance(value[name], list)
-                and len(value[name]) <= MAX_ITEMS
-                and all(isinstance(v, str | int) and len(str(v)) <= MAX_SHORT for v in value[name])
-            ):
-                return "Give a list."
+    for name in ("age_min", "age_max"):
+        if value.get(name) is not None and _int(value[name], None):
+            return _int(value[name], None)
+    places = value.get("places") or []
+    if (
+        not isinstance(places, list)
+        or len(places) > MAX_ITEMS
+        or not all(isinstance(p, str) and 0 < len(p) <= MAX_SHORT for p in places)
+    ):
+        return "Give the places as a list of names."
+    deciles = value.get("imd_deciles") or []
+    if not isinstance(deciles, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 10 for d in deciles
+    ):
+        return "Give IMD deciles as whole numbers from 1 to 10."
     return None
 
 
@@ -430,12 +437,14 @@ def _project(a: Mapping[str, Any], errors: Errors, answers: Mapping[str, Any]) -
         ]
 
 
-def _legal(a: Mapping[str, Any], errors: Errors, _: Any) -> None:
+def _legal(a: Mapping[str, Any], errors: Errors, answers: Mapping[str, Any]) -> None:
     _require(a, errors, "legal", "article6", "article9", "confidentiality_basis", "ethics")
     if a.get("article9") in NEEDS_SCHEDULE1:
         _require(a, errors, "legal", "schedule1_condition")
     if a.get("confidentiality_basis") == "s251":
         _require(a, errors, "legal", "s251_regulation", "s251_expiry")
+        if not (answers.get("meta") or {}).get("cag_reference"):
+            errors["meta.cag_reference"] = ["Give the CAG reference of the s251 support."]
     if a.get("ethics") == "not_required":
         _require(a, errors, "legal", "ethics_reason")
     if a.get("ethics") == "favourable":
@@ -540,8 +549,6 @@ def scope_from(answers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """The extract scope (without project id) the answers ask for."""
     data, project, legal = answers["data"], answers["project"], answers["legal"]
     cohort = {k: v for k, v in (data.get("cohort") or {}).items() if v not in (None, [])}
-    if "imd_deciles" in cohort:
-        cohort["imd_deciles"] = [int(d) for d in cohort["imd_deciles"]]
     return {
         "datasets": {slug: sorted(fields) for slug, fields in (data.get("datasets") or {}).items()},
         "purpose": project.get("purpose", ""),

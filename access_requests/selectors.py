@@ -74,9 +74,7 @@ def opt_out_treatment(request: AccessRequest) -> Treatment:
 
 def changes(request: AccessRequest) -> list[tuple[str, Any, Any]]:
     """An amendment's, extension's or renewal's difference from the approved version."""
-    if request.based_on is None:
-        return []
-    return questions.diff(request.based_on.answers, request.answers)
+    return services.changes_from_approved(request)
 
 
 def review_flags(request: AccessRequest, *, today: date | None = None) -> list[questions.Flag]:

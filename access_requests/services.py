@@ -43,7 +43,7 @@ from sde.exceptions import InvalidTransition, NotFound, PermissionDenied, Valida
 from sde.governance import governed_writes
 from sde.identity.models import Organisation, User
 from sde.identity.roles import Role
-from sde.identity.selectors import current_roles, is_accredited
+from sde.identity.selectors import current_roles, is_accredited, users_with_role
 from sde.projects import services as projects
 from sde.projects.models import Project
 
@@ -83,6 +83,8 @@ TRANSITIONS: Final[dict[str, Transition]] = {
     ),
 }  # fmt: skip
 EDITABLE: Final = frozenset({S.DRAFT, S.RETURNED})
+# An extension changes the end date (meta) and is declared again.
+EXTENSION_SECTIONS: Final = frozenset({"meta", "declarations"})
 COMMENTABLE: Final = frozenset({S.SUBMITTED, S.IN_REVIEW, S.RETURNED})
 
 
@@ -108,6 +110,21 @@ def member_users(answers: dict[str, Any]) -> list[tuple[User, dict[str, Any]]]:
         u.username: u for u in User.objects.filter(username__in=[m["username"] for m in members])
     }
     return [(users[m["username"]], m) for m in members if m["username"] in users]
+
+
+def approved_answers(request: AccessRequest) -> dict[str, Any]:
+    """The answers as approved: the end date is the one the reviewers set."""
+    answers = dict(request.answers)
+    if request.approved_end_date is not None:
+        answers["meta"] = {**answers["meta"], "end_date": request.approved_end_date.isoformat()}
+    return answers
+
+
+def changes_from_approved(request: AccessRequest) -> list[tuple[str, Any, Any]]:
+    """A change request's difference from the approved version (empty for a new one)."""
+    if request.based_on is None:
+        return []
+    return questions.diff(approved_answers(request.based_on), request.answers)
 
 
 def organisation_ids(answers: dict[str, Any]) -> set[int]:
@@ -186,7 +203,8 @@ def save_answers(
     sections: Iterable[str] | None = None,
 ) -> tuple[AccessRequest, dict[str, dict[str, list[str]]]]:  # fmt: skip
     """Save (autosave) answers while the request is a draft or returned. ``sections``
-    limits the save to those sections (a page saves one step). ``revision`` is the one
+    limits the save to those sections (a page saves one step); by default the sections
+    given are saved and the others kept. ``revision`` is the one
     the page loaded: a stale save is refused (InvalidTransition), so two tabs cannot
     overwrite each other. Answers that are not part of the question set, or name a
     dataset, field or organisation not offered, refuse the whole save (ValidationError).
@@ -201,16 +219,17 @@ def save_answers(
                 "the application was changed elsewhere since this page was loaded; reload it"
             )
         given = questions.check_shape(answers)
-        keys = list(sections) if sections is not None else list(questions.SECTION_KEYS)
+        # Only the sections named (or, by default, given): a save never wipes the others.
+        keys = list(sections) if sections is not None else [k for k in answers if k in given]
         unknown = set(keys) - set(questions.SECTION_KEYS)
         if unknown:
             raise ValidationError("unknown section", {s: ["Not a section."] for s in unknown})
-        if locked.kind == AccessRequest.Kind.EXTENSION and set(keys) - {"meta"}:
+        if locked.kind == AccessRequest.Kind.EXTENSION and set(keys) - EXTENSION_SECTIONS:
             raise ValidationError(
                 "an extension changes the end date only", {"sections": ["Only the end date."]}
             )
         merged = {**locked.answers, **{key: given[key] for key in keys}}
-        if locked.kind == AccessRequest.Kind.EXTENSION:
+        if locked.kind == AccessRequest.Kind.EXTENSION and "meta" in keys:  # the end date only
             merged["meta"] = {**locked.answers["meta"], "end_date": given["meta"].get("end_date")}
         locked.answers = merged
         locked.title = str(merged["meta"].get("title", ""))[:200]
@@ -250,9 +269,7 @@ def submission_errors(request: AccessRequest, *, today: date) -> dict[str, list[
         errors.setdefault("people.members", []).append(
             f"IG officers never see row-level data: {', '.join(overseers)} cannot access data."
         )
-    if request.based_on is not None and not questions.diff(
-        request.based_on.answers, request.answers
-    ):
+    if request.based_on is not None and not changes_from_approved(request):
         errors["request"] = ["Nothing has changed from the approved application."]
     return errors
 
@@ -298,11 +315,10 @@ def submit(*, request: AccessRequest, by: User, today: date | None = None) -> Ac
             current, "submit", by=by, review_round=current.review_round + 1, submitted_at=now,
             first_submitted_at=current.first_submitted_at or now, assignee=None,
         )  # fmt: skip
-    notifications.notify_role(
-        role=Role.IG_OFFICER,
-        subject=f"Access request {submitted.pk} submitted for review",
-        body=f"“{submitted.title}” was submitted and waits for review.",
-    )
+    _notify_independent(
+        submitted, Role.IG_OFFICER, f"Access request {submitted.pk} submitted for review",
+        f"“{submitted.title}” was submitted and waits for review.",
+    )  # fmt: skip
     return submitted
 
 
@@ -316,6 +332,7 @@ def withdraw(*, request: AccessRequest, by: User) -> AccessRequest:
 
 # --- Review -----------------------------------------------------------------------------
 def _check_reviewer(by: User, request: AccessRequest) -> None:
+    policy.check_view_access_request(by, request)  # NotFound before anything else
     policy.check_decide_access_request(by, request, conflict=conflict_of(by, request))
 
 
@@ -426,7 +443,8 @@ def approve(
     start = request.answers["meta"].get("start_date")
     if end_date < today or (start and end_date.isoformat() < start):
         raise ValidationError(
-            "the end date is not valid", {"end_date": ["The end date must be after the start."]}
+            "the end date is not valid",
+            {"end_date": ["The end date must be today or later, and after the start date."]},
         )
     with transaction.atomic():
         locked = _check_state(request, "approve")
@@ -456,6 +474,7 @@ def approve(
 def sign_off(*, request: AccessRequest, by: User, note: str) -> AccessRequest:
     """The Caldicott Guardian's sign-off for overriding public interest (in review; the
     Guardian must be independent of the request too). Event: access.caldicott_signed_off."""
+    policy.check_view_access_request(by, request)
     policy.check_sign_off_public_interest(by, request, conflict=conflict_of(by, request))
     if not questions.needs_caldicott(request.answers):
         raise InvalidTransition("this request's basis does not need a Caldicott sign-off")
@@ -500,15 +519,28 @@ def _notify_decision(request: AccessRequest, *, by: User) -> None:
         return
     missing = missing_for_approval(request)
     body = f"“{request.title}” still needs {' and '.join(missing)}."
-    if any("Caldicott" in m for m in missing):
-        notifications.notify_role(
-            role=Role.CALDICOTT_GUARDIAN,
-            subject=f"Access request {request.pk} needs your sign-off", body=body,
+    if questions.needs_caldicott(request.answers) and not signed_off(request):
+        _notify_independent(
+            request, Role.CALDICOTT_GUARDIAN, f"Access request {request.pk} needs your sign-off",
+            body,
         )  # fmt: skip
-    notifications.notify_role(
-        role=Role.IG_OFFICER, subject=f"Access request {request.pk} needs another approval",
-        body=body,
-    )  # fmt: skip
+    if len(approvals(request)) < settings.SDE_APPROVAL_QUORUM:
+        _notify_independent(
+            request, Role.IG_OFFICER, f"Access request {request.pk} needs another approval", body
+        )
+
+
+def _notify_independent(request: AccessRequest, role: Role, subject: str, body: str) -> None:
+    """Mail the people with ``role`` who may act on the request (not those with a conflict
+    nor those who already decided in this round)."""
+    decided = set(
+        request.reviews.filter(review_round=request.review_round).values_list(
+            "reviewer_id", flat=True
+        )
+    )
+    for user in users_with_role(role):
+        if user.pk not in decided and conflict_of(user, request) is None:
+            notifications.notify_user(user=user, subject=subject, body=body)
 
 
 def _compliance_dates(answers: dict[str, Any]) -> dict[str, date | None]:
@@ -550,7 +582,7 @@ def _apply_to_project(request: AccessRequest, *, by: User) -> Project:
     return projects.change_project(
         project=request.project, by=by, access_request_id=request.pk,
         end_date=end_date, conditions=request.conditions,
-        scope=questions.scope_from(answers), members=members,
+        scope=questions.scope_from(answers), members=members, title=request.title,
         lay_summary=answers["project"].get("lay_summary"), **_compliance_dates(answers),
     )  # fmt: skip
 
@@ -571,7 +603,8 @@ def add_comment(*, request: AccessRequest, by: User, body: str, private: bool = 
     """A public comment (applicant and reviewers see it) or a private reviewer note.
     Applicants comment publicly only; reviewers must be independent.
     Event: access.comment_added."""
-    reviewer = policy.user_reviews_access_requests(by) and by.pk != request.applicant_id
+    policy.check_view_access_request(by, request)
+    reviewer = policy.user_reviews_access_requests(by) and conflict_of(by, request) is None
     if reviewer:
         _check_reviewer(by, request)
     else:
@@ -615,13 +648,13 @@ def start_change(*, project: Project, kind: str, by: User) -> AccessRequest:
     """A new request for a change to a live project, pre-filled from the approved answers
     (``kind``: amendment, extension or renewal). Only a member of the project who applies
     for access starts one; its review sees only the difference. Event: access.request_created."""
-    if kind not in {AccessRequest.Kind.AMENDMENT, AccessRequest.Kind.EXTENSION,
-                    AccessRequest.Kind.RENEWAL}:  # fmt: skip
-        raise ValidationError("unknown kind", {"kind": ["Not a kind of change."]})
     policy.check_view_project(by, project)
     policy.check_apply_for_access(by)
     if not project.memberships.filter(user=by, removed_at__isnull=True).exists():
         raise PermissionDenied("only a member of the project applies for a change")
+    if kind not in {AccessRequest.Kind.AMENDMENT, AccessRequest.Kind.EXTENSION,
+                    AccessRequest.Kind.RENEWAL}:  # fmt: skip
+        raise ValidationError("unknown kind", {"kind": ["Not a kind of change."]})
     if project.status not in {Project.Status.ACTIVE, Project.Status.SUSPENDED}:
         raise InvalidTransition(f"the project is {project.status}")
     approved = (
@@ -633,8 +666,7 @@ def start_change(*, project: Project, kind: str, by: User) -> AccessRequest:
     if AccessRequest.objects.filter(project=project, status__in=[S.DRAFT, S.SUBMITTED,
                                     S.IN_REVIEW, S.RETURNED]).exists():  # fmt: skip
         raise InvalidTransition("a change to this project is already in progress")
-    answers = {**approved.answers, "declarations": {}}
-    answers["meta"] = {**answers["meta"], "end_date": approved.approved_end_date.isoformat()}
+    answers = {**approved_answers(approved), "declarations": {}}
     with transaction.atomic(), governed_writes(AccessRequest):
         request = AccessRequest(
             kind=kind, question_set_version=questions.VERSION, applicant=by,
@@ -751,12 +783,22 @@ def redact_attachment(
 ) -> Attachment:
     """IG redacts an attachment: the original is destroyed and, if given, a redacted copy
     takes its place; who, when and why are recorded. Event: access.attachment_redacted."""
-    policy.check_view_access_request(by, attachment.request)
-    if not policy.user_reviews_access_requests(by):
-        raise PermissionDenied("only IG officers redact attachments")
+    _check_reviewer(by, attachment.request)  # an IG officer independent of the request
     reason = _reason(reason)[:300]
     stored = _store(replacement) if replacement is not None else None
     old = attachment_root() / attachment.stored_path
+    try:
+        return _record_redaction(attachment, by=by, reason=reason, stored=stored, old=old)
+    except BaseException:
+        if stored:
+            (attachment_root() / stored[0]).unlink(missing_ok=True)
+        raise
+
+
+def _record_redaction(
+    attachment: Attachment, *, by: User, reason: str, stored: tuple[str, str, int, str] | None,
+    old: Path,
+) -> Attachment:  # fmt: skip
     with transaction.atomic(), governed_writes(Attachment):
         locked = Attachment.objects.select_for_update().get(pk=attachment.pk)
         if stored:

@@ -11,6 +11,7 @@ import pytest
 from django.apps import apps
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import models
+from django.utils import timezone
 
 from access_requests import services as access
 from access_requests.models import AccessRequest
@@ -142,7 +143,9 @@ def one_of_each(settings, tmp_path, tiny_drop) -> None:
         upload=SimpleUploadedFile("protocol.txt", b"The protocol."),
     )  # fmt: skip
     with governed_writes(AccessRequest):  # a submitted request, without filling the form
-        AccessRequest.objects.filter(pk=request.pk).update(status="in_review", review_round=1)
+        AccessRequest.objects.filter(pk=request.pk).update(
+            status="in_review", review_round=1, first_submitted_at=timezone.now()
+        )
     access.return_request(request=request, by=ig, reason="Tell us more.")
     sign_checkpoint(by=get_system_user())
     for model in GOVERNED_MODELS:

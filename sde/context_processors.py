@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from sde import policy
 from sde.identity.authentication import mfa_verified
+from sde.identity.roles import Capability
 
 
 def _nav(request: HttpRequest) -> list[dict[str, Any]]:
@@ -21,6 +22,11 @@ def _nav(request: HttpRequest) -> list[dict[str, Any]]:
         items.append(("Audit log", "audit-log"))
     if policy.user_can_list_people(user):
         items.append(("People", "people-list"))
+    if policy.has_capability(user, Capability.APPLY_FOR_ACCESS):
+        items.append(("Applications", "applications"))
+    if policy.user_reviews_access_requests(user) or policy.user_signs_off_public_interest(user):
+        items.append(("Review queue", "review-queue"))
+    items.append(("Projects", "projects"))
     items.append(("Data catalogue", "catalogue"))
     if policy.user_can_manage_datasets(user):
         items.append(("Ingestion", "ingest-list"))
@@ -29,12 +35,16 @@ def _nav(request: HttpRequest) -> list[dict[str, Any]]:
     items.append(("Organisations", "organisation-list"))
     items.append(("Your account", "account"))
     path = request.path_info
-    nav = []
-    for label, name in items:
-        url = reverse(name)
-        active = path == url or (url != "/" and path.startswith(url) and name != "dashboard")
-        nav.append({"label": label, "url": url, "active": active})
-    return nav
+    urls = [(label, name, reverse(name)) for label, name in items]
+    # The most specific item containing the page is the current one (/applications/review/
+    # is the review queue, not the applications list).
+    matches = [
+        url
+        for _, name, url in urls
+        if path == url or (url != "/" and path.startswith(url) and name != "dashboard")
+    ]
+    current = max(matches, key=len, default=None)
+    return [{"label": label, "url": url, "active": url == current} for label, _, url in urls]
 
 
 def sde(request: HttpRequest) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from sde.views import (
     optouts,
     organisations,
     people,
+    projects,
     transparency,
 )
 
@@ -24,6 +25,26 @@ urlpatterns = [
     path("register/<int:number>/", transparency.register_entry, name="register-entry"),
     path("register.json", transparency.register_json, name="register-json"),
     path("register.csv", transparency.register_csv, name="register-csv"),
+    # Applications and their review (the access_requests app)
+    path("applications/", include("access_requests.urls")),
+    # Projects (members and IG)
+    path("projects/", projects.project_list, name="projects"),
+    path("projects/<int:pk>/", projects.project_detail, name="project-detail"),
+    path("projects/<int:pk>/suspend/", projects.project_suspend, name="project-suspend"),
+    path("projects/<int:pk>/resume/", projects.project_resume, name="project-resume"),
+    path("projects/<int:pk>/revoke/", projects.project_revoke, name="project-revoke"),
+    path("projects/<int:pk>/close/", projects.project_close, name="project-close"),
+    path("projects/<int:pk>/members/", projects.member_add, name="project-member-add"),
+    path(
+        "projects/<int:pk>/members/<int:user_id>/remove/",
+        projects.member_remove,
+        name="project-member-remove",
+    ),
+    path(
+        "projects/<int:pk>/compliance-dates/",
+        projects.compliance_dates,
+        name="project-compliance-dates",
+    ),
     # Sign-in and MFA
     path("accounts/login/", auth.sign_in, name="login"),
     path("accounts/logout/", auth.sign_out, name="logout"),

@@ -1,7 +1,7 @@
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from sde.api import data_views, optout_views, views
+from sde.api import data_views, optout_views, project_views, views
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -62,4 +62,30 @@ urlpatterns = [
         optout_views.ChangeWithdraw.as_view(),
         name="api-optout-change-withdraw",
     ),
+    # Projects (members and IG; 404 for everyone else)
+    path("v1/projects", project_views.ProjectList.as_view(), name="api-projects"),
+    path("v1/projects/<int:pk>", project_views.ProjectDetail.as_view(), name="api-project"),
+    path(
+        "v1/projects/<int:pk>/suspend",
+        project_views.Suspend.as_view(),
+        name="api-project-suspend",
+    ),
+    path("v1/projects/<int:pk>/resume", project_views.Resume.as_view(), name="api-project-resume"),
+    path("v1/projects/<int:pk>/revoke", project_views.Revoke.as_view(), name="api-project-revoke"),
+    path("v1/projects/<int:pk>/close", project_views.Close.as_view(), name="api-project-close"),
+    path(
+        "v1/projects/<int:pk>/members", project_views.Members.as_view(), name="api-project-members"
+    ),
+    path(
+        "v1/projects/<int:pk>/members/<int:user_pk>",
+        project_views.Member.as_view(),
+        name="api-project-member",
+    ),
+    path(
+        "v1/projects/<int:pk>/compliance",
+        project_views.Compliance.as_view(),
+        name="api-project-compliance",
+    ),
+    # Access requests and their review, and changes to live projects (access_requests app)
+    path("v1/", include("access_requests.api_urls")),
 ]

@@ -51,13 +51,6 @@ def _body(serializer_class: type[Any], request: Request) -> dict[str, Any]:
     return body.validated_data  # type: ignore[no-any-return]
 
 
-def _check_reviewer(user: User, access_request: AccessRequest) -> None:
-    """403 before the body is read, as the service would refuse anyway."""
-    policy.check_decide_access_request(
-        user, access_request, conflict=services.conflict_of(user, access_request)
-    )
-
-
 # --- Requests ---------------------------------------------------------------------------
 class AccessRequestList(generics.ListAPIView):
     """The requests the caller may see (GET): their own, and for reviewers every request
@@ -228,7 +221,7 @@ class AttachmentRedact(APIView):
     @extend_schema(request=s.RedactionSerializer, responses=s.AttachmentSerializer)
     def post(self, request: Request, pk: int, attachment_pk: int) -> Response:
         attachment = _attachment(request, pk, attachment_pk)
-        _check_reviewer(_user(request), attachment.request)  # before reading any file
+        services.check_reviewer(_user(request), attachment.request)  # before reading any file
         body = _body(s.RedactionSerializer, request)
         redacted = services.redact_attachment(attachment=attachment, by=_user(request), **body)
         return Response(s.AttachmentSerializer(redacted).data)
@@ -252,7 +245,7 @@ class StartReview(APIView):
     @extend_schema(request=None, responses=s.AccessRequestDetailSerializer)
     def post(self, request: Request, pk: int) -> Response:
         access_request = services.get_request(request.user, pk)
-        _check_reviewer(_user(request), access_request)
+        services.check_reviewer(_user(request), access_request)
         return _detail(request, services.start_review(request=access_request, by=_user(request)))
 
 
@@ -264,7 +257,7 @@ class Approve(APIView):
     @extend_schema(request=s.ApprovalTermsSerializer, responses=s.AccessRequestDetailSerializer)
     def post(self, request: Request, pk: int) -> Response:
         access_request = services.get_request(request.user, pk)
-        _check_reviewer(_user(request), access_request)
+        services.check_reviewer(_user(request), access_request)
         body = _body(s.ApprovalTermsSerializer, request)
         approved = services.approve(request=access_request, by=_user(request), **body)
         return _detail(request, approved)
@@ -274,7 +267,7 @@ class _Decision(APIView):
     @extend_schema(request=s.ReviewReasonSerializer, responses=s.AccessRequestDetailSerializer)
     def post(self, request: Request, pk: int) -> Response:
         access_request = services.get_request(request.user, pk)
-        _check_reviewer(_user(request), access_request)
+        services.check_reviewer(_user(request), access_request)
         body = _body(s.ReviewReasonSerializer, request)
         return _detail(request, self.decide(access_request, _user(request), body["reason"]))
 
@@ -302,7 +295,7 @@ class Assign(APIView):
     @extend_schema(request=s.AssignmentSerializer, responses=s.AccessRequestDetailSerializer)
     def post(self, request: Request, pk: int) -> Response:
         access_request = services.get_request(request.user, pk)
-        _check_reviewer(_user(request), access_request)
+        services.check_reviewer(_user(request), access_request)
         body = _body(s.AssignmentSerializer, request)
         assigned = services.assign(request=access_request, by=_user(request), **body)
         return _detail(request, assigned)

@@ -331,21 +331,23 @@ def withdraw(*, request: AccessRequest, by: User) -> AccessRequest:
 
 
 # --- Review -----------------------------------------------------------------------------
-def _check_reviewer(by: User, request: AccessRequest) -> None:
+def check_reviewer(by: User, request: AccessRequest) -> None:
+    """NotFound unless ``by`` sees the request; PermissionDenied unless they are an IG
+    officer independent of it (every review action checks this first)."""
     policy.check_view_access_request(by, request)  # NotFound before anything else
     policy.check_decide_access_request(by, request, conflict=conflict_of(by, request))
 
 
 def start_review(*, request: AccessRequest, by: User) -> AccessRequest:
     """An independent IG officer takes the request. Event: access.review_started."""
-    _check_reviewer(by, request)
+    check_reviewer(by, request)
     with transaction.atomic():
         return _move(request, "start_review", by=by, assignee=by)
 
 
 def assign(*, request: AccessRequest, assignee: User, by: User) -> AccessRequest:
     """Give a submitted or in-review request to an independent IG officer."""
-    _check_reviewer(by, request)
+    check_reviewer(by, request)
     if not policy.user_reviews_access_requests(assignee) or conflict_of(assignee, request):
         raise ValidationError(
             "not an independent reviewer", {"assignee": ["Pick an independent IG officer."]}
@@ -385,7 +387,7 @@ def _record_review(request: AccessRequest, by: User, decision: str, **fields: An
 def return_request(*, request: AccessRequest, by: User, reason: str) -> AccessRequest:
     """Back to the applicant for changes, with the reason they see (a public comment).
     Approvals so far lapse: the resubmission is a new round. Event: access.returned."""
-    _check_reviewer(by, request)
+    check_reviewer(by, request)
     reason = _reason(reason)
     with transaction.atomic():
         _check_state(request, "return")
@@ -402,7 +404,7 @@ def return_request(*, request: AccessRequest, by: User, reason: str) -> AccessRe
 
 def reject(*, request: AccessRequest, by: User, reason: str) -> AccessRequest:
     """Refuse the request, with the reason the applicant sees. Event: access.rejected."""
-    _check_reviewer(by, request)
+    check_reviewer(by, request)
     reason = _reason(reason)
     with transaction.atomic():
         _check_state(request, "reject")
@@ -438,7 +440,7 @@ def approve(
     Guardian has signed off where needed) the request is approved and its project is
     created or changed, in the same transaction.
     Events: access.approval_recorded; then access.approved and the project's events."""
-    _check_reviewer(by, request)
+    check_reviewer(by, request)
     today = today or timezone.localdate()
     start = request.answers["meta"].get("start_date")
     if end_date < today or (start and end_date.isoformat() < start):
@@ -606,7 +608,7 @@ def add_comment(*, request: AccessRequest, by: User, body: str, private: bool = 
     policy.check_view_access_request(by, request)
     reviewer = policy.user_reviews_access_requests(by) and conflict_of(by, request) is None
     if reviewer:
-        _check_reviewer(by, request)
+        check_reviewer(by, request)
     else:
         policy.check_applicant(by, request)
         if private:
@@ -783,7 +785,7 @@ def redact_attachment(
 ) -> Attachment:
     """IG redacts an attachment: the original is destroyed and, if given, a redacted copy
     takes its place; who, when and why are recorded. Event: access.attachment_redacted."""
-    _check_reviewer(by, attachment.request)  # an IG officer independent of the request
+    check_reviewer(by, attachment.request)  # an IG officer independent of the request
     reason = _reason(reason)[:300]
     stored = _store(replacement) if replacement is not None else None
     old = attachment_root() / attachment.stored_path

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Response, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Response,
+    sync_playwright,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -97,16 +104,22 @@ class Tab:
         assert not unexpected, f"console errors (CSP violations among them) on {name}: {unexpected}"
 
 
-@pytest.fixture
-def tab(browser: Browser, live_server: object) -> Iterator[Tab]:
+def open_tab(browser: Browser, base_url: str) -> tuple[Tab, BrowserContext]:
+    """A new browser context (a person of their own) with one recording page."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
     context.set_default_navigation_timeout(TIMEOUT_MS)
     context.add_init_script(_REPORT_CSP_VIOLATIONS)
     page = context.new_page()
-    current = Tab(page=page, base_url=str(live_server.url))  # type: ignore[attr-defined]
+    current = Tab(page=page, base_url=base_url)
     page.on("console", current.on_console)
     page.on("pageerror", lambda error: current.errors.append(f"page error: {error}"))
+    return current, context
+
+
+@pytest.fixture
+def tab(browser: Browser, live_server: object) -> Iterator[Tab]:
+    current, context = open_tab(browser, str(live_server.url))  # type: ignore[attr-defined]
     try:
         yield current
     finally:

@@ -27,7 +27,7 @@ from sde.identity.models import User
 from sde.identity.roles import Role
 from sde.projects.models import Project
 from tests import scenarios
-from tests.browser.conftest import _REPORT_CSP_VIOLATIONS, TIMEOUT_MS, Tab
+from tests.browser.conftest import Tab, open_tab
 from tests.unit.access_requests.builders import applicant
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -46,15 +46,8 @@ def new_tab(browser: Browser, live_server: object) -> Iterator[Callable[[], Tab]
     contexts = []
 
     def make() -> Tab:
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        current, context = open_tab(browser, str(live_server.url))  # type: ignore[attr-defined]
         contexts.append(context)
-        context.set_default_timeout(TIMEOUT_MS)
-        context.set_default_navigation_timeout(TIMEOUT_MS)
-        context.add_init_script(_REPORT_CSP_VIOLATIONS)
-        page = context.new_page()
-        current = Tab(page=page, base_url=str(live_server.url))  # type: ignore[attr-defined]
-        page.on("console", current.on_console)
-        page.on("pageerror", lambda error: current.errors.append(f"page error: {error}"))
         return current
 
     yield make

@@ -17,7 +17,7 @@ from sde.identity.models import (
     RoleAssignment,
     User,
 )
-from sde.projects.models import Project, ProjectMembership
+from sde.projects.models import Project, ProjectField, ProjectMembership
 
 __all__ = [
     "Accreditation",
@@ -32,6 +32,7 @@ __all__ = [
     "Organisation",
     "OrganisationMembership",
     "Project",
+    "ProjectField",
     "ProjectMembership",
     "RoleAssignment",
     "Sensitivity",

@@ -182,6 +182,7 @@ def check_build_extract(user: Any) -> None:
 # --- Projects ----------------------------------------------------------------------------
 PROJECT_VIEW = "sde.view_project"
 PROJECT_DATA = "sde.access_project_data"
+PROJECT_FIELD = "sde.read_project_field"  # on each ProjectField (an approved field)
 # The project's approvals with an end date, and what each is called.
 PROJECT_COMPLIANCE_DATES = {
     "s251_expiry": "s251 support",
@@ -271,7 +272,22 @@ def project_data_refusal(user: Any, project: Any, *, today: date) -> str | None:
         )
     if not user_has_object_permission(user, PROJECT_DATA, project):
         return "you have not been granted access to this project's data"
+    missing = fields_not_granted(user, project)
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        return f"you have not been granted every approved field: {', '.join(missing[:5])}{more}"
     return None
+
+
+def fields_not_granted(user: Any, project: Any) -> list[str]:
+    """The project's approved fields ("dataset.field") on which ``user`` does not hold
+    ``read_project_field``; the extract holds exactly the approved fields, so using it
+    needs every one."""
+    approved = project.fields.select_related("field__dataset")
+    granted = set(
+        objects_with_permission(user, PROJECT_FIELD, approved).values_list("pk", flat=True)
+    )
+    return sorted(f.label for f in approved if f.pk not in granted)
 
 
 def check_use_project_data(user: Any, project: Any, *, today: date) -> None:
@@ -368,6 +384,16 @@ def grant_object_permission(*, user: User, permission: str, obj: Model) -> None:
 def revoke_object_permission(*, user: User, permission: str, obj: Model) -> None:
     """Low-level revoke; call only from a service that records the audit event."""
     remove_perm(permission, user, obj)
+
+
+def grant_object_permissions(*, user: User, permission: str, objects: QuerySet[Any]) -> None:
+    """Low-level bulk grant on every object of ``objects``; the caller audits it."""
+    assign_perm(permission, user, objects)  # type: ignore[arg-type]  # bulk form (guardian 3.5)
+
+
+def revoke_object_permissions(*, user: User, permission: str, objects: QuerySet[Any]) -> None:
+    """Low-level bulk revoke on every object of ``objects``; the caller audits it."""
+    remove_perm(permission, user, objects)
 
 
 def objects_with_permission(user: Any, permission: str, queryset: QuerySet[Any]) -> QuerySet[Any]:

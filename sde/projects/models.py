@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
+from sde.data.models import DatasetField
 from sde.governance import GovernedModel
 from sde.identity.models import Organisation, User
 
@@ -96,3 +97,28 @@ class ProjectMembership(GovernedModel):
 
     def __str__(self) -> str:
         return f"{self.user} in project {self.project_id}"
+
+
+class ProjectField(GovernedModel):
+    """One field of the project's approved scope. Each data-using member holds the
+    django-guardian permission ``read_project_field`` on each of these objects; the
+    permission is per project, so a person in two projects never carries one project's
+    fields into the other (policy.project_data_refusal checks every one at each use)."""
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="fields")
+    field = models.ForeignKey(DatasetField, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["project", "field"]
+        default_permissions = ()
+        permissions = [("read_project_field", "Read this field of the project's extract")]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "field"], name="one_row_per_project_field")
+        ]
+
+    @property
+    def label(self) -> str:
+        return f"{self.field.dataset.slug}.{self.field.name}"
+
+    def __str__(self) -> str:
+        return f"{self.label} in project {self.project_id}"

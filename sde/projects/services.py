@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
@@ -32,13 +32,13 @@ from sde import notifications, policy
 from sde.audit.events import EventType
 from sde.audit.services import get_system_user, record_event
 from sde.data import extracts
-from sde.data.models import Extract
+from sde.data.models import DatasetField, Extract
 from sde.exceptions import InvalidTransition, PermissionDenied, ValidationError
 from sde.governance import governed_writes
 from sde.identity.models import Organisation, User
 from sde.identity.roles import Role
 from sde.identity.selectors import is_accredited
-from sde.projects.models import Project, ProjectMembership
+from sde.projects.models import Project, ProjectField, ProjectMembership
 
 logger = logging.getLogger(__name__)
 S = Project.Status
@@ -61,6 +61,7 @@ PAST_TENSE: Final = {"suspend": "suspended", "resume": "resumed", "expire": "exp
                      "revoke": "revoked", "close": "closed"}  # fmt: skip
 ENDED: Final = frozenset({S.EXPIRED, S.REVOKED, S.CLOSED})  # access ends for good
 COMPLIANCE_DATES: Final = policy.PROJECT_COMPLIANCE_DATES
+FieldSet = QuerySet[ProjectField]
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def create_project(
     if errors:
         raise ValidationError("the project is not valid", errors)
     # Not durable: approving an access request creates its project in the same transaction.
-    with transaction.atomic(), governed_writes(Project, ProjectMembership):
+    with transaction.atomic(), governed_writes(Project, ProjectMembership, ProjectField):
         project = Project(
             title=title,
             lay_summary=lay_summary,
@@ -125,6 +126,7 @@ def create_project(
         extracts.validate_scope(checked)
         project.scope = checked.to_json()
         project.save(update_fields=["scope"])
+        _sync_fields(project, by=by)
         record_event(
             event_type=EventType.PROJECT_CREATED,
             actor=by,
@@ -194,7 +196,7 @@ def change_project(
     unknown = set(compliance) - set(COMPLIANCE_DATES)
     if unknown:
         raise ValidationError("unknown dates", {n: ["Not a compliance date."] for n in unknown})
-    with transaction.atomic(), governed_writes(Project, ProjectMembership):
+    with transaction.atomic(), governed_writes(Project, ProjectMembership, ProjectField):
         locked = Project.objects.select_for_update().get(pk=project.pk)
         if locked.status not in {S.ACTIVE, S.SUSPENDED}:
             raise InvalidTransition(f"the project is {locked.status}")
@@ -215,6 +217,8 @@ def change_project(
             extracts.validate_scope(checked)
             locked.scope = checked.to_json()
         locked.save()
+        if scope is not None:
+            _sync_fields(locked, by=by)
         changed = sorted(name for name, value in before.items() if getattr(locked, name) != value)
         if members is not None:
             changed += _change_members(locked, members, by=by)
@@ -253,6 +257,8 @@ def _change_members(project: Project, wanted: Sequence[MemberSpec], *, by: User)
 
 
 def _grant(project: Project, user: User, permission: str, *, by: User) -> None:
+    """Grant a project permission; the data permission comes with ``read_project_field``
+    on every approved field."""
     policy.grant_object_permission(user=user, permission=permission, obj=project)
     record_event(
         event_type=EventType.OBJECT_PERMISSION_GRANTED,
@@ -261,9 +267,15 @@ def _grant(project: Project, user: User, permission: str, *, by: User) -> None:
         project_id=project.pk,
         data={"user_id": user.pk, "permission": permission},
     )
+    if permission == policy.PROJECT_DATA:
+        _grant_fields(project, user, project.fields.all(), by=by)
 
 
 def _revoke(project: Project, user: User, permission: str, *, by: User) -> None:
+    """Revoke a project permission if held; revoking the data permission revokes the
+    field permissions too."""
+    if permission == policy.PROJECT_DATA:
+        _revoke_fields(project, user, project.fields.all(), by=by)
     if not policy.user_has_object_permission(user, permission, project):
         return
     policy.revoke_object_permission(user=user, permission=permission, obj=project)
@@ -274,6 +286,61 @@ def _revoke(project: Project, user: User, permission: str, *, by: User) -> None:
         project_id=project.pk,
         data={"user_id": user.pk, "permission": permission},
     )
+
+
+def _labels(fields: FieldSet) -> list[str]:
+    return sorted(f.label for f in fields.select_related("field__dataset"))
+
+
+def _grant_fields(project: Project, user: User, fields: FieldSet, *, by: User) -> None:
+    labels = _labels(fields)
+    if not labels:
+        return
+    policy.grant_object_permissions(user=user, permission=policy.PROJECT_FIELD, objects=fields)
+    record_event(
+        event_type=EventType.OBJECT_PERMISSION_GRANTED, actor=by, target=project,
+        project_id=project.pk,
+        data={"user_id": user.pk, "permission": policy.PROJECT_FIELD, "fields": labels},
+    )  # fmt: skip
+
+
+def _revoke_fields(project: Project, user: User, fields: FieldSet, *, by: User) -> None:
+    held = policy.objects_with_permission(user, policy.PROJECT_FIELD, fields)
+    labels = _labels(held)
+    if not labels:
+        return
+    policy.revoke_object_permissions(
+        user=user, permission=policy.PROJECT_FIELD, objects=fields.filter(pk__in=held.values("pk"))
+    )
+    record_event(
+        event_type=EventType.OBJECT_PERMISSION_REVOKED, actor=by, target=project,
+        project_id=project.pk,
+        data={"user_id": user.pk, "permission": policy.PROJECT_FIELD, "fields": labels},
+    )  # fmt: skip
+
+
+def _sync_fields(project: Project, *, by: User) -> None:
+    """Make the project's ProjectField rows the fields of its (validated) scope. Current
+    data-using members gain the added fields and lose the removed ones at once."""
+    wanted = {(slug, name) for slug, names in project.scope["datasets"].items() for name in names}
+    current = {(f.field.dataset.slug, f.field.name): f.pk
+               for f in project.fields.select_related("field__dataset")}  # fmt: skip
+    users = [m.user for m in project.memberships.filter(removed_at__isnull=True, accesses_data=True)
+             .select_related("user")]  # fmt: skip
+    removed = ProjectField.objects.filter(pk__in=[current[k] for k in current.keys() - wanted])
+    for user in users:
+        _revoke_fields(project, user, removed, by=by)
+    removed.delete()
+    new = [
+        ProjectField.objects.create(project=project, field=field)
+        for field in DatasetField.objects.filter(dataset__slug__in={s for s, _ in wanted})
+        .select_related("dataset")
+        if (field.dataset.slug, field.name) in wanted - current.keys()
+    ]  # fmt: skip
+    added = ProjectField.objects.filter(pk__in=[f.pk for f in new])
+    for user in users:
+        if policy.user_has_object_permission(user, policy.PROJECT_DATA, project):
+            _grant_fields(project, user, added, by=by)
 
 
 def _add_member(project: Project, member: MemberSpec, *, by: User) -> ProjectMembership:

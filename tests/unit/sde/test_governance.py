@@ -50,6 +50,7 @@ GOVERNED = {
     "sde.Extract",
     "sde.Project",
     "sde.ProjectMembership",
+    "sde.ProjectField",
     "access_requests.AccessRequest",
     "access_requests.Review",
     "access_requests.Comment",

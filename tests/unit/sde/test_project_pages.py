@@ -303,11 +303,11 @@ def test_a_member_posting_an_ig_action_gets_403_and_nothing_changes(
 STATE_CHANGES = {
     "suspend": ("project-suspend", {"suspend-reason": "DSPT under review"}, S.SUSPENDED,
                 [E.PROJECT_SUSPENDED]),
+    # The member's field permissions, then data permission (and at closure, the view).
     "revoke": ("project-revoke", {"revoke-reason": "Breach of conditions"}, S.REVOKED,
-               [E.PROJECT_REVOKED, E.OBJECT_PERMISSION_REVOKED]),
+               [E.PROJECT_REVOKED, *[E.OBJECT_PERMISSION_REVOKED] * 2]),
     "close": ("project-close", {"close-attestation": "Destroyed on 1 June, certificate 42"},
-              S.CLOSED, [E.PROJECT_CLOSED, E.OBJECT_PERMISSION_REVOKED,
-                         E.OBJECT_PERMISSION_REVOKED]),
+              S.CLOSED, [E.PROJECT_CLOSED, *[E.OBJECT_PERMISSION_REVOKED] * 3]),
 }  # fmt: skip
 
 

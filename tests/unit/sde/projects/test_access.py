@@ -113,6 +113,18 @@ def _without_object_permission(*, global_instead: bool) -> Callable[..., Any]:
     return arrange
 
 
+def _without_field_permission(*labels: str) -> Callable[[Ctx], tuple[User, Project, date]]:
+    def arrange(ctx: Ctx) -> tuple[User, Project, date]:
+        project = ctx.make_project()
+        fields = [f for f in project.fields.select_related("field__dataset") if f.label in labels]
+        for field in fields:
+            policy.revoke_object_permission(user=ctx.member, permission=policy.PROJECT_FIELD,
+                                            obj=field)  # fmt: skip
+        return ctx.member, project, TODAY
+
+    return arrange
+
+
 def _became_ig_officer(ctx: Ctx) -> tuple[User, Project, date]:
     project = ctx.make_project()
     identity.grant_role(user=ctx.member, role=Role.IG_OFFICER, by=scenarios.administrator())
@@ -202,6 +214,16 @@ REFUSALS: dict[str, tuple[Callable[[Ctx], tuple[User, Project, date]], str | Non
     "a-global-permission-is-not-an-object-permission": (
         _without_object_permission(global_instead=True),
         "you have not been granted access to this project's data",
+        PermissionDenied,
+    ),
+    "one-field-permission-revoked": (
+        _without_field_permission("patients.sex"),
+        "you have not been granted every approved field: patients.sex",
+        PermissionDenied,
+    ),
+    "two-field-permissions-revoked": (
+        _without_field_permission("patients.sex", "gp-events.date"),
+        "you have not been granted every approved field: gp-events.date, patients.sex",
         PermissionDenied,
     ),
     "member-who-became-an-ig-officer": (

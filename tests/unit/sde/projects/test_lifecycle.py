@@ -55,12 +55,24 @@ from tests.unit.sde.projects.builders import (
 
 pytestmark = pytest.mark.django_db
 
-VIEW, DATA = policy.PROJECT_VIEW, policy.PROJECT_DATA
+VIEW, DATA, FIELDS = policy.PROJECT_VIEW, policy.PROJECT_DATA, policy.PROJECT_FIELD
+SCOPE_FIELDS = sorted(
+    f"{slug}.{name}" for slug, names in SCOPE["datasets"].items() for name in names
+)
 ATTESTATION = "Extract files destroyed 1 June 2026; certificate DC-42 on file."
 
 
 def _holds(user: User, permission: str, project: Project) -> bool:
+    """For FIELDS: holds ``read_project_field`` on every approved field."""
+    if permission == FIELDS:
+        return project.fields.exists() and not policy.fields_not_granted(user, project)
     return policy.user_has_object_permission(user, permission, project)
+
+
+def _granted(user: User, permission: str) -> dict[str, Any]:
+    """The data of a permission event: the field permission lists the fields."""
+    fields = {"fields": SCOPE_FIELDS} if permission == FIELDS else {}
+    return {"user_id": user.pk, "permission": permission, **fields}
 
 
 def _status(project: Project) -> str:
@@ -141,7 +153,9 @@ def expected_outcome(actor: str, status: str, action: str) -> str:
 
 
 # The member's object permissions each target status ends (ADR 0006).
-ENDS: dict[str, tuple[str, ...]] = {S.EXPIRED: (DATA,), S.REVOKED: (DATA,), S.CLOSED: (DATA, VIEW)}
+ENDS: dict[str, tuple[str, ...]] = {
+    S.EXPIRED: (FIELDS, DATA), S.REVOKED: (FIELDS, DATA), S.CLOSED: (FIELDS, DATA, VIEW)
+}  # fmt: skip
 
 
 def _trace(project: Project, member: User, at: int) -> dict[str, Any]:
@@ -154,7 +168,7 @@ def _trace(project: Project, member: User, at: int) -> dict[str, Any]:
              e.data if e.event_type == E.OBJECT_PERMISSION_REVOKED else None)
             for e in events_since(at)
         ],
-        "permissions": {p for p in (VIEW, DATA) if _holds(member, p, project)},
+        "permissions": {p for p in (VIEW, DATA, FIELDS) if _holds(member, p, project)},
     }  # fmt: skip
 
 
@@ -192,8 +206,7 @@ def test_transition_matrix(make_project, ig, member, custodian, status, action):
             {
                 "status": target,
                 "events": [(event, by.pk, project.pk, None)] + [
-                    (E.OBJECT_PERMISSION_REVOKED, by.pk, project.pk,
-                     {"user_id": member.pk, "permission": p})
+                    (E.OBJECT_PERMISSION_REVOKED, by.pk, project.pk, _granted(member, p))
                     for p in revoked
                 ],
                 "permissions": before["permissions"] - set(revoked),
@@ -332,7 +345,7 @@ def test_creating_a_project_writes_its_events_in_order(make_project, ig, member)
 
     assert types_since(at) == [
         E.PROJECT_CREATED,
-        E.PROJECT_MEMBER_ADDED, E.OBJECT_PERMISSION_GRANTED, E.OBJECT_PERMISSION_GRANTED,
+        E.PROJECT_MEMBER_ADDED, *[E.OBJECT_PERMISSION_GRANTED] * 3,
         E.PROJECT_MEMBER_ADDED, E.OBJECT_PERMISSION_GRANTED,
         E.PROJECT_ACTIVATED,
     ]  # fmt: skip
@@ -343,14 +356,16 @@ def test_creating_a_project_writes_its_events_in_order(make_project, ig, member)
     assert [e.data for e in events] == [
         {"purpose": "research", "datasets": ["gp-events", "patients"]},
         {"user_id": member.pk, "role": "principal_investigator", "accesses_data": True},
-        {"user_id": member.pk, "permission": VIEW},
-        {"user_id": member.pk, "permission": DATA},
+        _granted(member, VIEW),
+        _granted(member, DATA),
+        _granted(member, FIELDS),
         {"user_id": reader.pk, "role": "supervisor", "accesses_data": False},
         {"user_id": reader.pk, "permission": VIEW},
         {"end_date": END.isoformat()},
     ]
-    assert (_holds(member, VIEW, project), _holds(member, DATA, project)) == (True, True)
-    assert (_holds(reader, VIEW, project), _holds(reader, DATA, project)) == (True, False)
+    assert {p for p in (VIEW, DATA, FIELDS) if _holds(member, p, project)} == {VIEW, DATA, FIELDS}
+    assert {p for p in (VIEW, DATA, FIELDS) if _holds(reader, p, project)} == {VIEW}
+    assert policy.fields_not_granted(reader, project) == SCOPE_FIELDS
     memberships = {m.user_id: m for m in project.memberships.all()}
     assert memberships[reader.pk].accesses_data is False
     assert memberships[member.pk].added_by == ig
@@ -487,16 +502,17 @@ def test_adding_a_member_grants_their_permissions(make_project, ig, status, acce
         project=project, member=MemberSpec(person, "analyst", accesses_data), by=ig
     )
 
-    grants = [VIEW, DATA] if accesses_data else [VIEW]
+    grants = [VIEW, DATA, FIELDS] if accesses_data else [VIEW]
     assert types_since(at) == [E.PROJECT_MEMBER_ADDED] + [E.OBJECT_PERMISSION_GRANTED] * len(grants)
     assert [e.data for e in events_since(at)] == [
         {"user_id": person.pk, "role": "analyst", "accesses_data": accesses_data},
-        *({"user_id": person.pk, "permission": p} for p in grants),
+        *(_granted(person, p) for p in grants),
     ]
     assert {e.actor_id for e in events_since(at)} == {ig.pk}
     assert (membership.role, membership.added_by, membership.removed_at) == ("analyst", ig, None)
     assert _holds(person, VIEW, project)
     assert _holds(person, DATA, project) is accesses_data
+    assert _holds(person, FIELDS, project) is accesses_data
     assert _status(project) == status
 
 
@@ -574,16 +590,16 @@ def test_removing_a_member_revokes_their_permissions_at_once(make_project, ig, a
 
     membership = services.remove_member(project=project, user=person, by=ig)
 
-    revoked = [DATA, VIEW] if accesses_data else [VIEW]
+    revoked = [FIELDS, DATA, VIEW] if accesses_data else [VIEW]
     assert types_since(at) == [E.PROJECT_MEMBER_REMOVED] + [E.OBJECT_PERMISSION_REVOKED] * len(
         revoked
     )
     assert [e.data for e in events_since(at)] == [
         {"user_id": person.pk},
-        *({"user_id": person.pk, "permission": p} for p in revoked),
+        *(_granted(person, p) for p in revoked),
     ]
     assert membership.removed_by == ig and membership.removed_at is not None
-    assert not _holds(person, VIEW, project) and not _holds(person, DATA, project)
+    assert not any(_holds(person, p, project) for p in (VIEW, DATA, FIELDS))
     assert policy.project_data_refusal(person, project, today=TODAY) == (
         "you are not a member of this project who uses its data"
     )
@@ -717,10 +733,9 @@ def test_closing_deletes_the_projects_extracts_and_their_files_after_commit(
     assert all(e.deleted_at is not None for e in Extract.objects.filter(project_id=project.pk))
     assert current_extract(project.pk) is None and current_extract(project.pk, dummy=True) is None
     assert types_since(at) == [
-        E.PROJECT_CLOSED, E.OBJECT_PERMISSION_REVOKED, E.OBJECT_PERMISSION_REVOKED,
-        E.EXTRACT_DELETED, E.EXTRACT_DELETED,
+        E.PROJECT_CLOSED, *[E.OBJECT_PERMISSION_REVOKED] * 3, E.EXTRACT_DELETED, E.EXTRACT_DELETED,
     ]  # fmt: skip
-    deleted = events_since(at)[3:]
+    deleted = events_since(at)[4:]
     assert [e.data["project_id"] for e in deleted] == [project.pk, project.pk]
     assert {e.data["reason"] for e in deleted} == {"project closed"}
     # Another project's extracts are untouched.
@@ -825,14 +840,14 @@ def test_the_clock_expires_a_project_the_day_after_its_end_date(make_project, ig
     assert run.expired == [project.pk]
     assert _status(project) == S.EXPIRED
     system = get_system_user()
-    assert types_since(at) == [E.PROJECT_EXPIRED, E.OBJECT_PERMISSION_REVOKED]
-    expired, revoked = events_since(at)
+    assert types_since(at) == [E.PROJECT_EXPIRED] + [E.OBJECT_PERMISSION_REVOKED] * 2
+    expired, *revoked = events_since(at)
     assert (expired.actor_id, expired.data) == (system.pk, {"reason": "the end date has passed"})
-    assert (revoked.actor_id, revoked.data) == (
-        system.pk,
-        {"user_id": member.pk, "permission": DATA},
-    )
-    assert not _holds(member, DATA, project)
+    assert [(e.actor_id, e.data) for e in revoked] == [
+        (system.pk, _granted(member, FIELDS)),
+        (system.pk, _granted(member, DATA)),
+    ]
+    assert not _holds(member, DATA, project) and not _holds(member, FIELDS, project)
     assert _holds(member, VIEW, project) and _holds(reader, VIEW, project)
 
 
@@ -1130,3 +1145,84 @@ def test_a_project_is_not_expired_before_its_end_date(make_project, ig, who, ref
         services.expire_project(project=project, by=by, today=project.end_date)
 
     assert _status(project) == S.ACTIVE
+
+
+# =========================================================================================
+# Field-level object permissions
+# =========================================================================================
+def _fields(project: Project) -> list[str]:
+    return sorted(f.label for f in project.fields.select_related("field__dataset"))
+
+
+def test_the_approved_fields_are_the_projects_field_objects(make_project):
+    project = make_project()
+
+    assert _fields(project) == SCOPE_FIELDS
+
+
+def test_a_changed_scope_grants_the_added_fields_and_revokes_the_removed_ones_at_once(
+    make_project, ig, member
+):
+    reader = researcher()
+    project = make_project(
+        members=[MemberSpec(member, "analyst"), MemberSpec(reader, "supervisor", False)]
+    )
+    scope = {**SCOPE, "datasets": {"patients": ["person_id", "sex", "ethnicity"]}}
+    at = mark()
+
+    services.change_project(
+        project=project, by=get_system_user(), access_request_id=7, end_date=END,
+        conditions="", scope=scope,
+    )  # fmt: skip
+
+    project.refresh_from_db()
+    assert _fields(project) == ["patients.ethnicity", "patients.person_id", "patients.sex"]
+    system = get_system_user().pk
+    assert [(e.event_type, e.actor_id, e.data) for e in events_since(at)] == [
+        (E.OBJECT_PERMISSION_REVOKED, system,
+         {"user_id": member.pk, "permission": FIELDS,
+          "fields": ["gp-events.date", "gp-events.person_id"]}),
+        (E.OBJECT_PERMISSION_GRANTED, system,
+         {"user_id": member.pk, "permission": FIELDS, "fields": ["patients.ethnicity"]}),
+        (E.PROJECT_CHANGED, system, {"access_request_id": 7, "changed": ["scope"]}),
+    ]  # fmt: skip
+    assert policy.fields_not_granted(member, project) == []
+    assert policy.fields_not_granted(reader, project) == _fields(project)
+    assert policy.project_data_refusal(member, project, today=TODAY) is None
+
+
+def test_an_unchanged_scope_changes_no_field_permission(make_project, member):
+    project = make_project()
+    at = mark()
+
+    services.change_project(
+        project=project, by=get_system_user(), access_request_id=7, end_date=END,
+        conditions="", scope=SCOPE,
+    )  # fmt: skip
+
+    assert types_since(at) == [E.PROJECT_CHANGED]
+    assert _holds(member, FIELDS, project)
+
+
+def test_field_permissions_belong_to_one_project(make_project, member):
+    """A person in two projects holds each project's fields on that project's objects:
+    the permissions of one never open a field of the other."""
+    wide = make_project()
+    narrow = make_project(scope={**SCOPE, "datasets": {"patients": ["person_id"]}})
+    held = policy.objects_with_permission(member, FIELDS, narrow.fields.all())
+
+    assert sorted(f.label for f in held.select_related("field__dataset")) == ["patients.person_id"]
+    services.remove_member(project=wide, user=member, by=get_system_user())
+    assert policy.fields_not_granted(member, narrow) == []
+    assert policy.project_data_refusal(member, narrow, today=TODAY) is None
+
+
+def test_project_fields_refuse_direct_writes(make_project):
+    project = make_project()
+
+    with pytest.raises(GovernedWriteRefused):
+        project.fields.first().delete()
+    with pytest.raises(GovernedWriteRefused):
+        project.fields.all().delete()
+
+    assert _fields(project) == SCOPE_FIELDS

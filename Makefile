@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: run test test-fast install install-dev browser-deps lint bench bench-data demo-data clean
+.PHONY: run test test-fast install install-dev browser-deps sandbox-deps lint bench bench-data demo-data clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "sde needs Python 3.11 or newer")'
@@ -25,20 +25,24 @@ install: $(RUN_STAMP)
 install-dev: $(DEV_STAMP)
 
 ## make run: migrate, seed the demo, start the web server and a Celery worker (Ctrl-C stops both)
-run: install
+run: install sandbox-deps
 	@scripts/run.sh
 
 ## make test: install and run the whole suite (unit, integration with a real worker, browser)
-test: install-dev browser-deps
+test: install-dev browser-deps sandbox-deps
 	@scripts/test.sh
 
 ## the suite without the browser tests
-test-fast: install-dev
+test-fast: install-dev sandbox-deps
 	@SDE_SKIP_BROWSER=1 scripts/test.sh -m "not browser"
 
 ## Debian's chromium for the browser suite (installed when missing and we may use apt-get)
 browser-deps:
 	@scripts/ensure-chromium.sh
+
+## Debian's bubblewrap for the analysis sandbox (installed when missing and we may use apt-get)
+sandbox-deps:
+	@scripts/ensure-sandbox.sh
 
 lint: install-dev
 	$(BIN)/ruff check sde access_requests outputs tests bench
@@ -51,6 +55,11 @@ bench: install-dev
 bench-data: install
 	$(BIN)/pip install --quiet -r bench/requirements.txt
 	SDE_VAR_DIR=$(CURDIR)/var/bench $(BIN)/python bench/data.py
+
+## analyses at 1,000,000 people: the standard PHM pack vs plain pandas, sandbox start-up
+.PHONY: bench-analysis
+bench-analysis: install sandbox-deps
+	SDE_VAR_DIR=$(CURDIR)/var/bench $(BIN)/python bench/analysis.py
 
 clean:
 	rm -rf var/test var/bench .pytest_cache

@@ -1,5 +1,6 @@
 """Core models, gathered from the core's sub-packages so Django finds them."""
 
+from sde.analysis.models import Cohort, Job, JobOutput, Script
 from sde.audit.models import AuditCheckpoint, AuditEvent
 from sde.data.models import (
     Dataset,
@@ -24,17 +25,21 @@ __all__ = [
     "ApiToken",
     "AuditCheckpoint",
     "AuditEvent",
+    "Cohort",
     "Dataset",
     "DatasetField",
     "DatasetVersion",
     "IdentityVaultRecord",
     "Ingest",
+    "Job",
+    "JobOutput",
     "Organisation",
     "OrganisationMembership",
     "Project",
     "ProjectField",
     "ProjectMembership",
     "RoleAssignment",
+    "Script",
     "Sensitivity",
     "User",
 ]

@@ -296,7 +296,22 @@ CELERY_BEAT_SCHEDULE = {
         "task": "sde.tasks.project_compliance_task",
         "schedule": timedelta(minutes=_env_int("SDE_COMPLIANCE_MINUTES", 60)),
     },
+    # Jobs a stopped worker left running, and queued jobs a broker outage left unsent.
+    "sweep-jobs": {
+        "task": "sde.tasks.sweep_jobs_task",
+        "schedule": timedelta(seconds=_env_int("SDE_JOB_SWEEP_SECONDS", 60)),
+    },
 }
+# Analysis jobs in the sandbox: limits per job, and how stopped workers are detected.
+SDE_JOB_CPU_SECONDS = _env_int("SDE_JOB_CPU_SECONDS", 900)
+SDE_JOB_WALL_SECONDS = _env_int("SDE_JOB_WALL_SECONDS", 1800)
+SDE_JOB_MEMORY_BYTES = _env_int("SDE_JOB_MEMORY_BYTES", 4 * 1024**3)
+SDE_JOB_PROCESSES = _env_int("SDE_JOB_PROCESSES", 64)
+SDE_JOB_OUTPUT_BYTES = _env_int("SDE_JOB_OUTPUT_BYTES", 512 * 1024**2)
+SDE_JOB_MAX_OUTPUT_FILES = _env_int("SDE_JOB_MAX_OUTPUT_FILES", 200)
+SDE_JOB_HEARTBEAT_TIMEOUT = _env_int("SDE_JOB_HEARTBEAT_TIMEOUT", 120)
+SDE_JOB_MAX_ATTEMPTS = _env_int("SDE_JOB_MAX_ATTEMPTS", 2)
+SDE_JOB_RESEND_SECONDS = _env_int("SDE_JOB_RESEND_SECONDS", 300)
 # Access requests: independent IG approvals needed, and whether a reviewer may not belong
 # to any of the applying organisations (as well as not applying or being on the team).
 SDE_APPROVAL_QUORUM = max(1, _env_int("SDE_APPROVAL_QUORUM", 2))

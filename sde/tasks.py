@@ -78,3 +78,21 @@ def build_project_extracts_task(project_id: int) -> str:
         return "not active"
     built = build_project_extracts(project=project, by=get_system_user())
     return "built" if built else "exists"
+
+
+@shared_task(name="sde.tasks.run_job_task", time_limit=7200, soft_time_limit=7100)
+def run_job_task(job_id: int) -> str:
+    """Run one analysis job in the sandbox. Idempotent: only a queued job is taken (under
+    a row lock), so a redelivered or resent task does nothing."""
+    from sde.analysis.services import run_job
+
+    return run_job(job_id=job_id)
+
+
+@shared_task(name="sde.tasks.sweep_jobs_task", time_limit=600, soft_time_limit=540)
+def sweep_jobs_task() -> dict[str, list[int]]:
+    """Requeue or fail jobs a stopped worker left running; resend long-queued jobs."""
+    from sde.analysis.services import sweep_jobs
+
+    sweep = sweep_jobs()
+    return {"requeued": sweep.requeued, "failed": sweep.failed, "resent": sweep.resent}

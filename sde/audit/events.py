@@ -103,6 +103,11 @@ class EventType(models.TextChoices):
     JOB_FAILED = "analysis.job_failed", "Job failed"
     JOB_CANCELLED = "analysis.job_cancelled", "Job cancelled"
     OUTPUTS_RECORDED = "analysis.outputs_recorded", "Outputs recorded"
+    SCRIPT_SAVED = "analysis.script_saved", "Script version saved"
+    JOB_CANCEL_REQUESTED = "analysis.job_cancel_requested", "Job cancellation requested"
+    JOB_REQUEUED = "analysis.job_requeued", "Job queued again after its worker stopped"
+    JOB_LOG_VIEWED = "analysis.job_log_viewed", "Job log viewed"
+    JOB_OUTPUT_VIEWED = "analysis.output_viewed", "Job output viewed"
     # Outputs
     RELEASE_REQUEST_CREATED = "outputs.request_created", "Release request created"
     RELEASE_REQUEST_SUBMITTED = "outputs.request_submitted", "Release request submitted"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from django.apps import apps
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -15,6 +16,9 @@ from django.utils import timezone
 
 from access_requests import services as access
 from access_requests.models import AccessRequest
+from sde.analysis import sandbox
+from sde.analysis import services as jobs
+from sde.analysis.models import Job
 from sde.audit.services import get_system_user, sign_checkpoint
 from sde.data import optout_changes, register, synth
 from sde.data.catalogue import register_standard_datasets
@@ -27,6 +31,7 @@ from sde.identity.models import Organisation, RoleAssignment
 from sde.identity.roles import Role
 from sde.projects.services import MemberSpec, create_project
 from tests import scenarios
+from tests.unit.sde.projects.builders import accredit
 
 pytestmark = pytest.mark.django_db
 
@@ -48,6 +53,10 @@ GOVERNED = {
     "sde.ManualOptOut",
     "sde.OptOutChange",
     "sde.Extract",
+    "sde.Script",
+    "sde.Job",
+    "sde.JobOutput",
+    "sde.Cohort",
     "sde.Project",
     "sde.ProjectMembership",
     "sde.ProjectField",
@@ -110,9 +119,20 @@ def tiny_drop(tmp_path_factory) -> Path:
     return folder
 
 
+def _finished_in_sandbox(attempt: Any) -> sandbox.SandboxResult:
+    """What a cohort job leaves (a table and the cohort), without starting a sandbox for
+    each of this file's tests; the sandbox itself is tested in tests/unit/sde/analysis."""
+    output = attempt.folder / "output"
+    (output / ".sde").mkdir(parents=True)
+    (output / "cohort_size.csv").write_text("cohort,people\nF,12\n")
+    pd.DataFrame({"person_id": ["a", "b"]}).to_parquet(output / ".sde" / "cohort.parquet")
+    return sandbox.SandboxResult(outcome="exited", exit_code=0)
+
+
 @pytest.fixture
-def one_of_each(settings, tmp_path, tiny_drop) -> None:
+def one_of_each(settings, tmp_path, tiny_drop, monkeypatch) -> None:
     """At least one row of every governed model, made by the real services."""
+    monkeypatch.setattr(jobs, "_run_in_sandbox", _finished_in_sandbox)
     settings.SDE_DATA_ROOT = tmp_path / "data"
     settings.SDE_KEY_DIR = tmp_path / "keys"
     settings.SDE_ATTACHMENT_ROOT = tmp_path / "attachments"
@@ -130,14 +150,25 @@ def one_of_each(settings, tmp_path, tiny_drop) -> None:
     optout_changes.propose_exemption(
         project_id=1, cag_letter_disapplies_type1=True, reason="CAG", by=ig
     )
-    scope = {"project_id": 1, "datasets": {"patients": ["sex"]}, "purpose": "direct_care",
-             "legal_basis": ""}  # fmt: skip
-    build_extract(scope=ExtractScope.from_json(scope), by=custodian)
-    create_project(
+    scope = {"project_id": 1, "datasets": {"patients": ["person_id", "birth_month", "sex"]},
+             "purpose": "direct_care", "legal_basis": ""}  # fmt: skip
+    extract = build_extract(scope=ExtractScope.from_json(scope), by=custodian)
+    monkeypatch.setattr(jobs, "_extract_for", lambda job, system: extract)
+    today = timezone.localdate()
+    project = create_project(
         title="T", lay_summary="L", organisation=scenarios.organisation(), scope=scope,
-        start_date=date(2026, 1, 1), end_date=date(2026, 12, 31),
+        start_date=today, end_date=today + timedelta(days=30),
         members=[MemberSpec(person, "analyst")], by=ig,
     )  # fmt: skip
+    accredit(person, issued_on=today - timedelta(days=1), expires_on=today + timedelta(days=60))
+    script = jobs.save_script(project=project, name="s.py", content="print(1)", by=person)
+    jobs.submit_job(project=project, by=person, on_dummy=True, script=script)
+    cohort = jobs.submit_job(
+        project=project, by=person, on_dummy=True, analysis="cohort",
+        parameters={"index_date": today.isoformat(), "definition": {"sex": ["F"]}, "name": "F"},
+    )  # fmt: skip
+    outcome = jobs.run_job(job_id=cohort.pk)  # the sandbox is stood in for: see below
+    assert outcome == "succeeded", Job.objects.get(pk=cohort.pk).failure
     request = access.create_request(by=person, organisation=organisation, title="T")
     access.add_attachment(
         request=request, by=person, kind="protocol",

@@ -5,6 +5,7 @@ from django.urls import include, path
 
 from sde.views import (
     account,
+    analyses,
     audit,
     auth,
     dashboard,
@@ -19,6 +20,7 @@ from sde.views import (
 urlpatterns = [
     path("", dashboard.home, name="home"),
     path("healthz", dashboard.healthz, name="healthz"),
+    path("favicon.ico", dashboard.favicon, name="favicon"),
     path("dashboard/", dashboard.dashboard, name="dashboard"),
     # The public transparency register (no sign-in)
     path("register/", transparency.register_page, name="register"),
@@ -30,6 +32,28 @@ urlpatterns = [
     # Projects (members and IG)
     path("projects/", projects.project_list, name="projects"),
     path("projects/<int:pk>/", projects.project_detail, name="project-detail"),
+    path("projects/<int:pk>/workspace/", analyses.workspace, name="project-workspace"),
+    path(
+        "projects/<int:pk>/workspace/analyses/<slug:name>/",
+        analyses.run_analysis,
+        name="run-analysis",
+    ),
+    path("projects/<int:pk>/workspace/scripts/", analyses.save_script, name="save-script"),
+    path(
+        "projects/<int:pk>/workspace/scripts/<int:script_id>/run/",
+        analyses.run_script,
+        name="run-script",
+    ),
+    path("projects/<int:pk>/jobs/<int:job_id>/", analyses.job_detail, name="job-detail"),
+    path("projects/<int:pk>/jobs/<int:job_id>/status.json", analyses.job_status, name="job-status"),
+    path("projects/<int:pk>/jobs/<int:job_id>/cancel/", analyses.job_cancel, name="job-cancel"),
+    path("projects/<int:pk>/jobs/<int:job_id>/rerun/", analyses.job_rerun, name="job-rerun"),
+    path("projects/<int:pk>/jobs/<int:job_id>/log/", analyses.job_log, name="job-log"),
+    path(
+        "projects/<int:pk>/jobs/<int:job_id>/outputs/<int:output_id>/",
+        analyses.job_output,
+        name="job-output",
+    ),
     path("projects/<int:pk>/suspend/", projects.project_suspend, name="project-suspend"),
     path("projects/<int:pk>/resume/", projects.project_resume, name="project-resume"),
     path("projects/<int:pk>/revoke/", projects.project_revoke, name="project-revoke"),

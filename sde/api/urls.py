@@ -1,7 +1,7 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from sde.api import data_views, optout_views, project_views, views
+from sde.api import analysis_views, data_views, optout_views, project_views, views
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -85,6 +85,44 @@ urlpatterns = [
         "v1/projects/<int:pk>/compliance",
         project_views.Compliance.as_view(),
         name="api-project-compliance",
+    ),
+    # The analysis workspace (the built-in analyses; a project's jobs, scripts and cohorts)
+    path("v1/analyses", analysis_views.AnalysisList.as_view(), name="api-analyses"),
+    path("v1/projects/<int:pk>/jobs", analysis_views.Jobs.as_view(), name="api-project-jobs"),
+    path(
+        "v1/projects/<int:pk>/jobs/<int:job_id>",
+        analysis_views.JobDetail.as_view(),
+        name="api-project-job",
+    ),
+    path(
+        "v1/projects/<int:pk>/jobs/<int:job_id>/cancel",
+        analysis_views.JobCancel.as_view(),
+        name="api-project-job-cancel",
+    ),
+    path(
+        "v1/projects/<int:pk>/jobs/<int:job_id>/rerun",
+        analysis_views.JobRerun.as_view(),
+        name="api-project-job-rerun",
+    ),
+    path(
+        "v1/projects/<int:pk>/jobs/<int:job_id>/log",
+        analysis_views.JobLog.as_view(),
+        name="api-project-job-log",
+    ),
+    path(
+        "v1/projects/<int:pk>/jobs/<int:job_id>/outputs/<int:output_id>",
+        analysis_views.JobOutputFile.as_view(),
+        name="api-project-job-output",
+    ),
+    path(
+        "v1/projects/<int:pk>/scripts",
+        analysis_views.Scripts.as_view(),
+        name="api-project-scripts",
+    ),
+    path(
+        "v1/projects/<int:pk>/cohorts",
+        analysis_views.Cohorts.as_view(),
+        name="api-project-cohorts",
     ),
     # Access requests and their review, and changes to live projects (access_requests app)
     path("v1/", include("access_requests.api_urls")),

@@ -38,3 +38,12 @@ def healthz(request: HttpRequest) -> JsonResponse:
         {"status": "ok" if healthy else "unavailable", "checks": checks},
         status=200 if healthy else 503,
     )
+
+
+@public
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Pages carry no icon (``<link rel="icon" href="data:,">``); browsers still ask for
+    /favicon.ico when showing a file or JSON. Nothing to send, and not an error."""
+    response = HttpResponse(status=204)
+    response["Cache-Control"] = "public, max-age=86400"
+    return response

@@ -18,7 +18,7 @@ from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
@@ -39,7 +39,7 @@ from sde.views.project_forms import (
 
 S = Project.Status
 LIVE = (S.ACTIVE, S.SUSPENDED)
-ProjectView = Callable[..., HttpResponse]
+ProjectView = Callable[..., HttpResponseBase]
 # The IG forms on the page, by name (the name is also the form's prefix).
 FORMS: dict[str, Callable[..., forms.Form]] = {
     "suspend": SuspendForm,
@@ -65,7 +65,7 @@ def project_page(*methods: str) -> Callable[[ProjectView], ProjectView]:
 
     def decorate(view: ProjectView) -> ProjectView:
         @wraps(view)
-        def wrapper(request: HttpRequest, pk: int, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: HttpRequest, pk: int, **kwargs: Any) -> HttpResponseBase:
             project = selectors.project_for(request.user, pk)
             if request.method not in methods:
                 return HttpResponseNotAllowed(methods)

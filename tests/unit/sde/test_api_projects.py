@@ -20,6 +20,8 @@ from drf_spectacular.drainage import GENERATOR_STATS
 from drf_spectacular.generators import SchemaGenerator
 
 from access_requests.models import AccessRequest
+from sde.analysis import services as analysis
+from sde.analysis.models import Job
 from sde.audit.events import EventType
 from sde.data.models import Extract
 from sde.identity import services as identity
@@ -39,6 +41,7 @@ pytestmark = pytest.mark.django_db
 E = EventType
 P = Project.Status
 JSON = "application/json"
+PROFILE = {"analysis": "population_profile", "parameters": {"index_date": "2026-01-01"}}
 
 
 @pytest.fixture(autouse=True)
@@ -55,6 +58,7 @@ class World:
     member: User  # its principal investigator, who uses the data
     ig: User
     newcomer: User  # an accredited researcher who is not a member (yet)
+    job: Job  # the member's dummy run of an analysis, queued (no extract is built here)
 
 
 def _world() -> World:
@@ -67,7 +71,8 @@ def _world() -> World:
     )
     assert request.project is not None
     newcomer = researcher()
-    return World(request.project, request, member, reviewers.reviewers[0], newcomer)
+    job = analysis.submit_job(project=request.project, by=member, on_dummy=True, **PROFILE)
+    return World(request.project, request, member, reviewers.reviewers[0], newcomer, job)
 
 
 def _state() -> tuple[Any, ...]:
@@ -123,6 +128,8 @@ CALLS = sorted(
 PARAMETERS: dict[str, Callable[[World], int]] = {
     "pk": lambda w: w.project.pk,
     "user_pk": lambda w: w.member.pk,
+    "job_id": lambda w: w.job.pk,
+    "output_id": lambda w: 1,  # a queued job has none (tests/unit/sde/analysis/test_api.py)
 }
 
 
@@ -148,6 +155,17 @@ EXPECTED: dict[tuple[str, str], Row] = {
     ("api-project-compliance", "patch"): Row(403, 200, lambda w: {"rec_expiry": "2027-10-31"}),
     # Only a member applies for a change; IG officers do not apply for access.
     ("api-project-changes", "post"): Row(201, 403, lambda w: {"kind": "amendment"}),
+    # The analysis workspace: only a member who uses the data runs or saves anything.
+    ("api-project-jobs", "get"): Row(200, 200),
+    ("api-project-jobs", "post"): Row(201, 403, lambda w: {**PROFILE, "on_dummy": True}),
+    ("api-project-job", "get"): Row(200, 200),
+    ("api-project-job-cancel", "post"): Row(200, 403),  # the requester's queued job
+    ("api-project-job-rerun", "post"): Row(201, 403),
+    ("api-project-job-log", "get"): Row(404, 404),  # not run yet: no log
+    ("api-project-job-output", "get"): Row(404, 404),  # not run yet: no outputs
+    ("api-project-scripts", "get"): Row(200, 200),
+    ("api-project-scripts", "post"): Row(201, 403, lambda w: {"name": "a.py", "content": "1\n"}),
+    ("api-project-cohorts", "get"): Row(200, 200),
 }
 ROLES = ("member", "researcher", "ig", "custodian", "anonymous")
 
@@ -514,10 +532,7 @@ def test_the_schema_covers_the_project_api_without_warnings():
 
     assert not GENERATOR_STATS, "drf-spectacular warned: run manage.py spectacular --validate"
     expected = {"/api/v1/projects"} | {
-        "/api/v1/"
-        + route.removeprefix("api/v1/")
-        .replace("<int:pk>", "{id}")
-        .replace("<int:user_pk>", "{user_pk}")
+        "/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route).replace("{pk}", "{id}")
         for route, _ in PROJECT_ROUTES.values()
     }
     assert expected <= set(document["paths"])

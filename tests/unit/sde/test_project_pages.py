@@ -120,24 +120,30 @@ def _detail(project: Project) -> str:
 
 
 # --- The project URLs, from the resolver --------------------------------------------------
-def _routes(resolver: URLResolver, prefix: str = "") -> Iterator[tuple[str, str]]:
+def _routes(resolver: URLResolver, prefix: str = "") -> Iterator[tuple[str, str, str]]:
     for entry in resolver.url_patterns:
         route = prefix + str(entry.pattern)
         if isinstance(entry, URLResolver):
             yield from _routes(entry, route)
         else:
-            yield entry.name or route, route
+            yield entry.name or route, route, entry.callback.__module__
 
 
-# Every URL about one project (a new one is covered the day it is added).
-PROJECT_ROUTES = {
-    name: r for name, r in _routes(get_resolver()) if r.startswith("projects/<int:pk>/")
-}
-ACTION_ROUTES = {name: r for name, r in PROJECT_ROUTES.items() if name != "project-detail"}
+# Every URL about one project (a new one is covered the day it is added); the IG actions
+# are this file's pages' (the workspace's are tested in tests/unit/sde/analysis).
+ROUTES = [r for r in _routes(get_resolver()) if r[1].startswith("projects/<int:pk>/")]
+PROJECT_ROUTES = {name: route for name, route, _ in ROUTES}
+ACTION_ROUTES = {name: route for name, route, module in ROUTES
+                 if module == "sde.views.projects" and name != "project-detail"}  # fmt: skip
+# The other parameters of project URLs: the project hides them (404) whatever they are.
+FILLERS = {"<int:job_id>": "1", "<int:output_id>": "1", "<int:script_id>": "1",
+           "<slug:name>": "population_profile"}  # fmt: skip
 
 
 def _fill(route: str, project: Project, user: User) -> str:
     path = route.replace("<int:pk>", str(project.pk)).replace("<int:user_id>", str(user.pk))
+    for parameter, value in FILLERS.items():
+        path = path.replace(parameter, value)
     assert "<" not in path, f"teach the test to fill {route}"
     return "/" + path
 
@@ -146,7 +152,10 @@ def test_the_resolver_finds_the_project_urls():
     assert set(PROJECT_ROUTES) == {
         "project-detail", "project-suspend", "project-resume", "project-revoke", "project-close",
         "project-member-add", "project-member-remove", "project-compliance-dates",
+        "project-workspace", "run-analysis", "save-script", "run-script", "job-detail",
+        "job-status", "job-cancel", "job-rerun", "job-log", "job-output",
     }  # fmt: skip
+    assert set(ACTION_ROUTES) == set(VALID_POSTS)
 
 
 # --- Who sees what ------------------------------------------------------------------------
@@ -248,9 +257,7 @@ def test_every_project_url_is_404_to_someone_who_may_not_see_the_project(
 
 @pytest.mark.parametrize("name", sorted(PROJECT_ROUTES))
 def test_every_project_url_is_404_for_a_project_that_does_not_exist(client_for, ig, member, name):
-    path = "/" + PROJECT_ROUTES[name].replace("<int:pk>", "999999").replace(
-        "<int:user_id>", str(member.pk)
-    )
+    path = _fill(PROJECT_ROUTES[name].replace("<int:pk>", "999999"), Project(pk=1), member)
 
     assert client_for(ig).post(path).status_code == 404
 

@@ -118,7 +118,8 @@ def _features(
         out[name] = np.where(np.isnan(age), np.nan, (age >= lo) & (age < hi))
     sex = people["sex"].to_numpy(dtype=object) if "sex" in people.columns else None
     out["male"] = (sex == "M").astype("float64") if sex is not None else np.nan
-    decile = people["imd_decile"] if "imd_decile" in people.columns else pd.Series(np.nan)
+    nothing = pd.Series(np.nan, index=people.index)
+    decile = people["imd_decile"] if "imd_decile" in people.columns else nothing
     out["deprivation"] = (10 - decile.to_numpy(dtype="float64", na_value=np.nan)) / 9
     out = out.join(coded if coded.index.equals(ids) else coded.reindex(ids))
     admissions = _admissions(frames, ids, *prior)
@@ -214,6 +215,12 @@ def risk_stratification(
     assign_tiers(np.zeros(1), tiers)  # validate before the work
     model, scoring = model_frames(frames, index_date=index_date, design=design)
     names = list(features)
+    unknown = [f for f in names if model[f].isna().all()]
+    if unknown:
+        raise AnalysisInputError(
+            f"the extract lacks what {', '.join(unknown)} needs (deprivation needs imd_decile "
+            "in the patients table); leave it out with features="
+        )
     complete = model[names].notna().all(axis=1).to_numpy()
     data = model.loc[complete]
     test = np.random.default_rng(seed).random(len(data)) < holdout

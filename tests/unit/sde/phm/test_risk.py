@@ -275,3 +275,20 @@ def test_risk_stratification_refuses_unknown_features_and_designs(two_year_frame
                                  features=("male", "shoe_size"))  # fmt: skip
     with pytest.raises(AnalysisInputError, match="design"):
         risk.risk_stratification(two_year_frames, index_date=date(2024, 4, 1), design="later")
+
+
+def test_an_extract_without_deprivation_is_refused_clearly_unless_the_feature_is_left_out():
+    drop = synth.generate(patients=3000, seed=3, config=synth.SynthConfig(
+        faults=synth.FaultRates.none()))  # fmt: skip
+    frames = frames_from_tables(drop)
+    frames["patients"] = frames["patients"].drop(columns=["imd_decile"])
+    index_date = drop.end
+
+    with pytest.raises(AnalysisInputError, match="deprivation needs imd_decile"):
+        risk.risk_stratification(frames, index_date=index_date, design="year_before")
+    without = [f for f in risk.FEATURES if f != "deprivation"]
+    result = risk.risk_stratification(frames, index_date=index_date, design="year_before",
+                                      features=without)  # fmt: skip
+    terms = set(result.table("risk_model").frame["term"])
+    assert "deprivation" not in terms and "age_85_plus" in terms
+    assert "deprivation" not in result.parameters["features"]

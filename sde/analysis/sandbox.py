@@ -220,10 +220,11 @@ def _bwrap_argv(spec: SandboxSpec, bwrap: str) -> list[str]:
     for path in SYSTEM_PATHS:
         if os.path.exists(path) and not os.path.islink(path):
             args += ["--ro-bind", path, path]
+    # The private /tmp first: an interpreter installed under /tmp is bound on top of it.
+    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMP_BYTES), "--tmpfs", SANDBOX_TMP]
     for prefix in _interpreter_prefixes():
         if not prefix.startswith("/usr"):
             args += ["--ro-bind", prefix, prefix]
-    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMP_BYTES), "--tmpfs", SANDBOX_TMP]
     args += bind(spec.job_dir, "/job") + bind(spec.output_dir, "/output", writable=True)
     if spec.input_dir is not None:
         args += bind(spec.input_dir, "/input")

@@ -37,22 +37,21 @@ import hashlib
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
+
+from measure import machine, peak_mb, timed  # bench/measure.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
-T = TypeVar("T")
 TABLES = ("patients", "gp_events", "apc_spells", "ae_attendances")
 BREAKDOWNS = ("place", "pcn_code", "imd_quintile", "ethnic_group", "age_band")
 DSR_BY = ("imd_decile", "ethnic_group")
@@ -74,32 +73,6 @@ def _parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def _timed(action: Callable[[], T]) -> tuple[float, T]:
-    started = time.perf_counter()
-    result = action()
-    return time.perf_counter() - started, result
-
-
-def _machine() -> str:
-    model, memory = platform.processor() or platform.machine(), ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                memory = f", {int(line.split()[1]) / 1024**2:.1f} GiB RAM"
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs ({model}){memory}, {platform.system()} {platform.release()}"
-
-
 def _key(*parts: object) -> str:
     return "|".join(str(p) for p in parts)
 
@@ -112,7 +85,7 @@ def _prepare(patients: int, seed: int, folder: Path) -> dict[str, Any]:
     from sde.phm.frames import frames_from_tables
 
     config = synth.SynthConfig(faults=synth.FaultRates.none())
-    seconds, drop = _timed(
+    seconds, drop = timed(
         lambda: synth.generate(patients=patients, seed=seed, config=config, tables=TABLES)
     )
     frames = frames_from_tables(drop.tables)
@@ -124,7 +97,7 @@ def _prepare(patients: int, seed: int, folder: Path) -> dict[str, Any]:
                                 compression="zstd")  # fmt: skip
     meta = {"patients": patients, "seed": seed, "end": drop.end.isoformat(),
             "rows": {n: len(frames[n]) for n in TABLES}, "generate_seconds": seconds,
-            "peak_mb": _peak_mb()}  # fmt: skip
+            "peak_mb": peak_mb()}  # fmt: skip
     (staging / "meta.json").write_text(json.dumps(meta))
     for path in (staging, *staging.iterdir()):
         path.chmod(0o755 if path.is_dir() else 0o644)  # the sandbox runs as nobody
@@ -139,8 +112,8 @@ def _library(extract: Path, day: date) -> dict[str, Any]:
 
     from sde.phm import inequalities, risk, segmentation
 
-    read, frames = _timed(sdelib.frames)
-    after_read = _peak_mb()
+    read, frames = timed(sdelib.frames)
+    after_read = peak_mb()
     steps: dict[str, Callable[[], Any]] = {
         "segmentation_analysis (costed)": lambda: segmentation.segmentation_analysis(
             frames, index_date=day),
@@ -152,9 +125,9 @@ def _library(extract: Path, day: date) -> dict[str, Any]:
     }  # fmt: skip
     seconds, results = {}, []
     for name, step in steps.items():
-        seconds[name], result = _timed(step)
+        seconds[name], result = timed(step)
         results.append(result)
-    return {"read": read, "steps": seconds, "after_read_mb": after_read, "peak_mb": _peak_mb(),
+    return {"read": read, "steps": seconds, "after_read_mb": after_read, "peak_mb": peak_mb(),
             "summary": _library_summary(*results)}  # fmt: skip
 
 
@@ -203,12 +176,12 @@ def _baseline(extract: Path, day: date) -> dict[str, Any]:
 
     from sde.phm import codelists, features, frailty, population, risk, segmentation  # noqa: F401
 
-    read, frames = _timed(lambda: {n: pd.read_parquet(extract / f"{n.replace('_', '-')}.parquet")
+    read, frames = timed(lambda: {n: pd.read_parquet(extract / f"{n.replace('_', '-')}.parquet")
                                    for n in TABLES})  # fmt: skip
-    after_read = _peak_mb()
+    after_read = peak_mb()
     d = pd.Timestamp(day)
     seconds: dict[str, float] = {}
-    seconds["population and codelist flags"], pop = _timed(lambda: _population(frames, d))
+    seconds["population and codelist flags"], pop = timed(lambda: _population(frames, d))
     steps: dict[str, Callable[[], dict[str, dict[str, Any]]]] = {
         "segmentation (costed, every breakdown)": lambda: _segmentation(frames, pop, d),
         "risk model and tiers": lambda: _risk(frames, pop, d),
@@ -216,9 +189,9 @@ def _baseline(extract: Path, day: date) -> dict[str, Any]:
     }  # fmt: skip
     summary: dict[str, dict[str, Any]] = {}
     for name, step in steps.items():
-        seconds[name], result = _timed(step)
+        seconds[name], result = timed(step)
         summary.update(result)
-    return {"read": read, "steps": seconds, "after_read_mb": after_read, "peak_mb": _peak_mb(),
+    return {"read": read, "steps": seconds, "after_read_mb": after_read, "peak_mb": peak_mb(),
             "summary": summary}  # fmt: skip
 
 
@@ -573,7 +546,7 @@ class _Jobs:
                    limits: Any = None) -> tuple[float, Any, str]:  # fmt: skip
         """(seconds as the caller waits, SandboxResult, log) of one sandbox.run."""
         spec = self.spec(argv, script, isolate=isolate, limits=limits)
-        seconds, result = _timed(lambda: self.sandbox.run(spec))
+        seconds, result = timed(lambda: self.sandbox.run(spec))
         log = spec.log_path.read_text(errors="replace")
         shutil.rmtree(spec.job_dir.parent, ignore_errors=True)
         return seconds, result, log
@@ -584,7 +557,7 @@ class _Jobs:
         spec = self.spec(argv, script, isolate=False)
         env = {**self.sandbox._environment(spec), **self.sandbox._outside_env(spec)}
         argv = [self.sandbox._outside(a, spec) for a in argv]
-        seconds, done = _timed(lambda: subprocess.run(
+        seconds, done = timed(lambda: subprocess.run(
             argv, env=env, cwd=spec.output_dir, capture_output=True, check=False))  # fmt: skip
         shutil.rmtree(spec.job_dir.parent, ignore_errors=True)
         return seconds, done.returncode, (done.stdout + done.stderr).decode(errors="replace")
@@ -594,7 +567,7 @@ def _start_up(jobs: _Jobs, runs: int, isolated: bool) -> dict[str, list[float]]:
     """Seconds per run of each mode, the modes interleaved (shared machines drift)."""
     python = [sys.executable, "-s", "/job/script.py"]
     modes: dict[str, Callable[[], float]] = {
-        'plain python -c "import pandas" (baseline)': lambda: _timed(lambda: subprocess.run(
+        'plain python -c "import pandas" (baseline)': lambda: timed(lambda: subprocess.run(
             [sys.executable, "-c", "import pandas"], check=True,
             env=dict(jobs.sandbox.BASE_ENV)))[0],
         "plain python: import sdelib": lambda: _ok(jobs.plain(python, "import sdelib\n")),
@@ -714,7 +687,7 @@ def main() -> None:
     var = Path(os.environ.get("SDE_VAR_DIR", ROOT / "var" / "bench")) / "bench-analysis"
     extract = var / f"extract-{n}-seed{args.seed}"
     print("sde analysis benchmark")
-    print(f"  machine   {_machine()}")
+    print(f"  machine   {machine()}")
     print(f"  python    {platform.python_version()}, pandas {pd.__version__}, numpy "
           f"{np.__version__}, pyarrow {pa.__version__}, scipy {scipy.__version__}")  # fmt: skip
     if not (extract / "meta.json").exists():
@@ -734,7 +707,7 @@ def main() -> None:
         mb = (extract / f"{slug}.parquet").stat().st_size / 1e6
         print(f"      {slug + '.parquet':<24} {rows:>12,} rows  {mb:>8.1f} MB")
     print(flush=True)
-    library_seconds, library = _timed(lambda: sandbox_library.library_folder(var))
+    library_seconds, library = timed(lambda: sandbox_library.library_folder(var))
 
     runs: dict[str, list[dict[str, Any]]] = {"library": [], "baseline": []}
     for attempt in range(args.repeat):
@@ -774,7 +747,7 @@ def main() -> None:
         raise SystemExit(1)
     print(flush=True)
 
-    probe_seconds, refusal = _timed(sandbox.isolation_refusal)
+    probe_seconds, refusal = timed(sandbox.isolation_refusal)
     isolated = refusal is None
     jobs = _Jobs(var / "jobs", extract, library)
     try:

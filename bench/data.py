@@ -34,7 +34,6 @@ import argparse
 import contextlib
 import os
 import platform
-import resource
 import shutil
 import sys
 import tempfile
@@ -52,6 +51,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+from measure import machine, peak_mb, timed  # bench/measure.py, beside this script
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -80,44 +80,17 @@ def _parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def _timed(action: Callable[[], T]) -> tuple[float, T]:
-    started = time.perf_counter()
-    result = action()
-    return time.perf_counter() - started, result
-
-
-def _machine() -> str:
-    model = platform.processor() or platform.machine()
-    memory = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                memory = f", {int(line.split()[1]) / 1024**2:.1f} GiB RAM"
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs ({model}){memory}, {platform.system()} {platform.release()}"
-
-
 # --- (a) synthetic data, in a child process -------------------------------------------------
 def _synthesise(patients: int, seed: int, out: Path) -> dict[str, Any]:
-    generate_seconds, drop = _timed(lambda: generate(patients=patients, seed=seed))
-    write_seconds, manifest = _timed(lambda: write_drop(drop, out))
+    generate_seconds, drop = timed(lambda: generate(patients=patients, seed=seed))
+    write_seconds, manifest = timed(lambda: write_drop(drop, out))
     return {
         "generate": generate_seconds,
         "write": write_seconds,
         "rows": {name.removesuffix(".csv"): e.rows for name, e in manifest.files.items()},
         "bytes": manifest.total_bytes,
         "end": manifest.end,
-        "peak_mb": _peak_mb(),
+        "peak_mb": peak_mb(),
     }
 
 
@@ -178,7 +151,7 @@ def _baseline(drop: Path, tables: list[str], scratch: Path) -> float:
 
 # --- (d) pseudonyms -----------------------------------------------------------------------------
 def _best_of(repeat: int, action: Callable[[], Any]) -> float:
-    return min(_timed(action)[0] for _ in range(repeat))
+    return min(timed(action)[0] for _ in range(repeat))
 
 
 def _pseudonym_rates(drop: Path) -> list[tuple[str, int, int, float]]:
@@ -265,7 +238,7 @@ def _build(end: date) -> tuple[Any, float, Any, _Profile]:
     )  # fmt: skip
     system, profile = get_system_user(), _Profile()
     with _profiled_builder(profile):
-        seconds, extract = _timed(lambda: build_extract(scope=scope, by=system))
+        seconds, extract = timed(lambda: build_extract(scope=scope, by=system))
     return scope, seconds, extract, profile
 
 
@@ -404,7 +377,7 @@ def main() -> None:
     scratch.mkdir()
     try:
         print("sde data layer benchmark")
-        print(f"  machine   {_machine()}")
+        print(f"  machine   {machine()}")
         print(
             f"  python    {platform.python_version()}, pandas {pd.__version__}, "
             f"pyarrow {pa.__version__}, duckdb "
@@ -420,9 +393,9 @@ def main() -> None:
         print(f"  ... synthetic drop written: {total_rows:,} rows", file=sys.stderr, flush=True)
 
         database = _start_django(var_dir)
-        before_ingest = _peak_mb()
+        before_ingest = peak_mb()
         ingest_seconds, ingest, stages = _ingest(drop)
-        ingest_peak = _peak_mb()
+        ingest_peak = peak_mb()
         print(f"  ... ingested in {ingest_seconds:.1f}s", file=sys.stderr, flush=True)
         from sde.data.models import IdentityVaultRecord
 

@@ -62,6 +62,7 @@ BASE_ENV: Final[Mapping[str, str]] = {
     "HOME": SANDBOX_TMP,
     "TMPDIR": SANDBOX_TMP,
     "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONUNBUFFERED": "1",  # the log keeps prints and tracebacks in the order they happened
     "PYTHONHASHSEED": "0",
     "MPLBACKEND": "Agg",
     "MPLCONFIGDIR": SANDBOX_TMP + "/matplotlib",

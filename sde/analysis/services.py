@@ -448,6 +448,7 @@ def _finish(attempt: _Attempt, *, outcome: sandbox.SandboxResult | None, failure
         job.status, job.finished_at = status, timezone.now()
         job.failure, job.error_class = failure[:300], error_class[:100]
         job.progress = 100 if status == S.SUCCEEDED else job.progress
+        job.progress_message = ""  # the status says the rest
         if outcome is not None:
             job.exit_code, job.limit, job.isolated = (
                 outcome.exit_code,

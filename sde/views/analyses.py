@@ -10,6 +10,7 @@ contents leave only through output checking.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,14 @@ def _cohort_choices(project: Project) -> list[tuple[int, str]]:
     return choices
 
 
+def _last_data_day(project: Project) -> date:
+    """Today, or the end of the approved data period if that is earlier: an index date
+    after the data ends counts nobody's events."""
+    today = timezone.localdate()
+    end = (project.scope or {}).get("date_to")
+    return min(today, date.fromisoformat(end)) if end else today
+
+
 def _context(request: HttpRequest, project: Project, **bound: Any) -> dict[str, Any]:
     user = _user(request)
     analysis_forms = bound.get("analysis_forms", {})
@@ -61,12 +70,14 @@ def _context(request: HttpRequest, project: Project, **bound: Any) -> dict[str, 
         "analyses": [
             {
                 "builtin": b,
-                "form": analysis_forms.get(b.name) or AnalysisForm(builtin=b, saved=cohorts),
+                "form": analysis_forms.get(b.name)
+                or AnalysisForm(builtin=b, saved=cohorts, day=_last_data_day(project)),
             }
             for b in analyses.BUILTINS.values()
         ],
         "open_analysis": next(iter(analysis_forms), ""),
         "script_form": bound.get("script_form") or ScriptForm(prefix="script"),
+        "editing": "script_form" in bound,
         "scripts": selectors.scripts_of(project)[:20],
         "run_script_form": RunScriptForm(prefix="run"),
         "jobs": jobs,
@@ -82,7 +93,17 @@ def workspace(request: HttpRequest, project: Project) -> HttpResponse:
         with transaction.atomic():
             record_event(event_type=EventType.PROJECT_WORKSPACE_VIEWED, actor=_user(request),
                          target=project, project_id=project.pk)  # fmt: skip
-    return render(request, "projects/workspace.html", _context(request, project))
+    bound: dict[str, Any] = {}
+    edit = _int(request.GET.get("edit"))
+    editing = selectors.scripts_of(project).filter(pk=edit).first() if edit else None
+    if editing is not None:  # a saved version, loaded into the editor to change
+        initial = {"name": editing.name, "content": editing.content}
+        bound["script_form"] = ScriptForm(prefix="script", initial=initial)
+    return render(request, "projects/workspace.html", _context(request, project, **bound))
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
 
 
 def _refused(

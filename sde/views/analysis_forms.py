@@ -33,12 +33,13 @@ def _label(choice: str) -> str:
     return OUTCOME_LABELS.get(choice, choice.replace("_", " ").capitalize())
 
 
-def _field(parameter: Parameter, saved: list[tuple[int, str]]) -> forms.Field:
+def _field(parameter: Parameter, saved: list[tuple[int, str]], day: date) -> forms.Field:
     common: dict[str, Any] = {"label": parameter.label, "help_text": parameter.help,
                               "required": parameter.required}  # fmt: skip
     if parameter.kind == "date":
-        return forms.DateField(widget=forms.DateInput(attrs={"type": "date"}),
-                               initial=timezone.localdate, **common)  # fmt: skip
+        # ISO format: a date input ignores any other value, leaving the field blank.
+        widget = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+        return forms.DateField(widget=widget, initial=day, **common)
     if parameter.kind in ("choice", "outcome"):
         return forms.ChoiceField(choices=[(c, _label(c)) for c in parameter.choices], **common)
     if parameter.kind == "saved_cohort":
@@ -62,13 +63,19 @@ class AnalysisForm(forms.Form):
                                label="Run on")  # fmt: skip
 
     def __init__(
-        self, *args: Any, builtin: Builtin, saved: Sequence[tuple[int, str]] = (), **kwargs: Any
+        self,
+        *args: Any,
+        builtin: Builtin,
+        saved: Sequence[tuple[int, str]] = (),
+        day: date | None = None,
+        **kwargs: Any,
     ) -> None:
+        """``day``: the date fields' initial value (the last day of the project's data)."""
         kwargs.setdefault("prefix", builtin.name)
         super().__init__(*args, **kwargs)
         self.builtin = builtin
         for name, parameter in builtin.parameters.items():
-            self.fields[name] = _field(parameter, list(saved))
+            self.fields[name] = _field(parameter, list(saved), day or timezone.localdate())
         if "definition" in self.fields:
             self.fields["pilot"] = forms.ChoiceField(
                 required=False, label="Or use a pilot cohort",

@@ -666,3 +666,11 @@ def test_a_submission_while_the_broker_is_down_is_kept_and_sent_by_a_later_sweep
     assert types_since(at) == [E.SCRIPT_SAVED, E.JOB_SUBMITTED]
     assert (still_down.resent, back.resent, sent) == ([], [job.pk], [job.pk])
     assert worked(job).status == S.SUCCEEDED
+
+
+def test_the_log_keeps_prints_and_the_traceback_in_the_order_they_happened(project, member):
+    job = worked(submit_script(project, member, "print('before')\nraise ValueError('boom')\n"))
+
+    log = log_of(job)
+    assert job.status == S.FAILED
+    assert log.index("before") < log.index("Traceback") < log.index("ValueError")

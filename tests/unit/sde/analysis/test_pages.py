@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from sde.analysis import services
 from sde.analysis.models import Job
@@ -15,6 +16,7 @@ from sde.identity.roles import Role
 from sde.projects.services import MemberSpec, add_member
 from tests import scenarios
 from tests.events import mark, types_since
+from tests.unit.sde.analysis.conftest import SCOPE
 from tests.unit.sde.projects.builders import researcher
 
 pytestmark = pytest.mark.django_db
@@ -189,3 +191,41 @@ def test_only_the_requester_cancels(project, member, client_for, queued):
     assert client_for(other).post(_url("job-cancel", project, job.pk)).status_code == 403
     assert client_for(member).post(_url("job-cancel", project, job.pk)).status_code == 302
     assert Job.objects.get(pk=job.pk).status == Job.Status.CANCELLED
+
+
+@pytest.mark.parametrize(
+    ("date_to", "expected"),
+    [("2025-03-31", "2025-03-31"), ("2999-01-01", None), (None, None)],
+    ids=["data-ends-before-today", "data-ends-after-today", "no-end"],
+)
+def test_the_index_date_is_prefilled_in_iso_format_with_the_last_day_of_data(
+    make_project, member, client_for, date_to, expected
+):
+    scope = {**SCOPE, "date_to": date_to} if date_to else SCOPE
+    project = make_project(scope=scope)
+    page = client_for(member).get(_url("project-workspace", project))
+
+    day = expected or timezone.localdate().isoformat()
+    assert f'name="population_profile-index_date" value="{day}"'.encode() in page.content
+
+
+def test_a_saved_script_opens_in_the_editor_to_change(project, member, client_for):
+    client = client_for(member)
+    script = "import sdelib\nprint(sdelib.tables())\n"
+    client.post(_url("save-script", project), {"script-name": "t.py", "script-content": script})
+    version = project.scripts.get()
+
+    page = client.get(_url("project-workspace", project) + f"?edit={version.pk}")
+
+    assert b'<details class="details" id="new-script" open>' in page.content
+    assert b"print(sdelib.tables())" in page.content and b'value="t.py"' in page.content
+
+
+@pytest.mark.parametrize("edit", ["999999", "abc", ""])
+def test_editing_a_script_that_is_not_the_projects_opens_an_empty_editor(
+    project, member, client_for, edit
+):
+    page = client_for(member).get(_url("project-workspace", project) + f"?edit={edit}")
+
+    assert page.status_code == 200
+    assert b'<details class="details" id="new-script">' in page.content

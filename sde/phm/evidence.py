@@ -46,7 +46,10 @@ class ResultTable:
     named in ``derived_from``). ``magnitudes``: for each magnitude column, per row,
     ``top1``, ``top2`` (the two largest per-person totals), ``total``, ``negatives`` and
     ``missing`` (columns named ``"<column>.<field>"``). ``model``: for a model summary,
-    ``{"observations", "parameters", "residual_dof"}``.
+    ``{"observations", "parameters", "residual_dof"}``. ``extra``: further per-cell
+    evidence by kind, columns ``"<column>.<key>"``: "quantiles" (people ``below`` and
+    ``above`` a median or percentile), "modes" (``distinct`` values in the cell),
+    "extremes" (``safe``: 1 when a min or max is the mean of the most extreme people).
     """
 
     name: str
@@ -57,8 +60,9 @@ class ResultTable:
     persons: pd.DataFrame
     derived_from: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     magnitudes: pd.DataFrame | None = None
-    model: Mapping[str, int] | None = None
+    model: Mapping[str, Any] | None = None  # schema: outputs/sdc/regression.py
     description: str = ""
+    extra: Mapping[str, pd.DataFrame] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = {k for k in self.statistics.values() if k not in STATISTIC_KINDS}
@@ -93,6 +97,8 @@ class ResultTable:
                     for c, k in self.statistics.items()
                     if k in MAGNITUDE_KINDS
                 }
+            for kind, values in self.extra.items():
+                cell[kind] = _extra_cell(values, index)
             cells.append(cell)
         return {
             "evidence_version": EVIDENCE_VERSION,
@@ -220,6 +226,85 @@ def magnitude_table(
         name=name, title=title, frame=frame, dimensions=tuple(by),
         statistics={"people": "count", column: statistic}, persons=persons,
         magnitudes=magnitudes, description=description,
+    )  # fmt: skip
+
+
+def _extra_cell(values: pd.DataFrame, index: Any) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name in values.columns:
+        column, key = name.rsplit(".", 1)
+        out.setdefault(column, {})[key] = _json(values.at[index, name])
+    return out
+
+
+ORDER_KINDS: Final = frozenset({"median", "percentile", "std", "min", "max", "mode"})
+
+
+def statistic_table(
+    rows: pd.DataFrame,
+    *,
+    name: str,
+    title: str,
+    by: Sequence[str],
+    value: str,
+    statistic: str,
+    person: str = "person_id",
+    quantile: float = 0.5,
+    safe_extreme: int | None = None,
+    description: str = "",
+) -> ResultTable:
+    """A median, percentile, standard deviation, minimum, maximum or mode of ``value``
+    per group of ``by``, with the people behind each cell and the evidence its rule
+    needs: people either side of a quantile (P1), the number of distinct values (O1), and
+    whether an extreme is safe (E1). ``safe_extreme``: publish a minimum or maximum as
+    the mean of that many most extreme people's values instead of one person's."""
+    if statistic not in ORDER_KINDS:
+        raise ValueError(f"not an order statistic: {statistic}")
+    keys = list(by)
+    data = rows[[*keys, person, value]].dropna(subset=[value])
+    grouped = data.groupby(keys, observed=True, sort=True)
+    people = grouped[person].nunique().rename("people")
+    column = f"{statistic}_{value}"
+    extra: dict[str, pd.DataFrame] = {}
+    if statistic in {"median", "percentile"}:
+        q = 0.5 if statistic == "median" else quantile
+        result = grouped[value].quantile(q).rename(column)
+        cut = data.join(result, on=keys)
+        sides = cut.assign(below=cut[value] < cut[column], above=cut[value] > cut[column])
+        counted = {
+            side: sides[sides[side]].groupby(keys, observed=True)[person].nunique()
+            for side in ("below", "above")
+        }
+        extra["quantiles"] = pd.DataFrame(
+            {
+                f"{column}.{side}": n.reindex(result.index, fill_value=0)
+                for side, n in counted.items()
+            }
+        )
+    elif statistic == "std":
+        result = grouped[value].std(ddof=1).rename(column)
+    elif statistic == "mode":
+        result = grouped[value].agg(lambda v: v.mode().iloc[0]).rename(column)
+        extra["modes"] = grouped[value].nunique().rename(f"{column}.distinct").to_frame()
+    else:
+        if safe_extreme is None:
+            result = grouped[value].agg(statistic).rename(column)
+        else:
+            per_person = data.groupby([*keys, person], observed=True)[value].agg(statistic)
+            ascending = statistic == "min"
+            ranked = per_person.sort_values(ascending=ascending, kind="stable")
+            top = ranked.groupby(level=keys, observed=True, sort=True).head(safe_extreme)
+            result = top.groupby(level=keys, observed=True, sort=True).mean().rename(column)
+        safe = pd.Series(int(safe_extreme is not None), index=result.index)
+        extra["extremes"] = safe.rename(f"{column}.safe").to_frame()
+    frame = pd.concat([people, result], axis=1).reset_index()
+    index = frame.index
+    return ResultTable(
+        name=name, title=title, frame=frame, dimensions=tuple(keys),
+        statistics={"people": "count", column: statistic},
+        persons=pd.DataFrame({"people": frame["people"], column: frame["people"]}),
+        extra={kind: v.reset_index(drop=True).set_axis(index) for kind, v in extra.items()},
+        description=description,
     )  # fmt: skip
 
 

@@ -14,8 +14,9 @@ data, which must lie within the edges. ``edges_rounded``: the edges were rounded
 to round numbers rather than taken from the data (absent means false).
 
 Decisions where the reference ("first/last bin < 10") is silent: an empty first or last
-bin fails too (drop it, so that the next bin becomes the outer one and is judged); empty
-inner bins pass, as the catalogue only fails non-empty ones. Edges are compared with the
+bin fails too (drop it, so that the next bin becomes the outer one and is judged); an
+empty inner bin says nobody has a value in that range, a zero like T2's, so it fails when
+the policy holds zeros disclosive (as ACRO does). Edges are compared with the
 data's extremes to a relative tolerance of 1e-9, since a float edge a rounding error away
 from the minimum still publishes it.
 """
@@ -89,7 +90,7 @@ def check_histogram(sidecar: Mapping[str, Any], policy: Policy) -> list[Finding]
     persons, edges, limit = h.persons, h.edges, policy.threshold
     outer = np.zeros(len(persons), dtype=bool)
     outer[[0, -1]] = True
-    small = np.flatnonzero((persons < limit) & ((persons > 0) | outer))
+    small = np.flatnonzero((persons < limit) & ((persons > 0) | outer | policy.zeros_disclosive))
     findings = [_small_bin(h, int(i), bool(outer[i]), limit) for i in small]
     if not h.edges_rounded:
         for row, edge, extreme, which in (
@@ -118,6 +119,9 @@ def _small_bin(h: Histogram, row: int, outer: bool, limit: int) -> Finding:
                    f"and last bins need at least {limit}, as they hold the most extreme "
                    "values: widen it or merge it with its neighbour"
                    + (", or drop it" if count == 0 else ""))  # fmt: skip
+    elif count == 0:
+        message = (f"The {h.column} bin {where} is empty, which says nobody has a value in "
+                   "that range: merge it with a neighbour")  # fmt: skip
     else:
         message = (f"The {h.column} bin {where} holds {count} people; at least {limit} are "
                    "needed: merge it with a neighbour")  # fmt: skip

@@ -1,5 +1,7 @@
 """H1: small bins, small outer bins, and outer edges that publish the data's extremes."""
 
+import dataclasses
+
 import pytest
 
 from outputs.sdc.evidence import EvidenceError
@@ -36,9 +38,15 @@ def test_a_small_inner_bin_fails_on_its_row_with_its_count():
     )
 
 
-@pytest.mark.parametrize(("persons", "rows"), [(0, []), (1, [1]), (9, [1]), (10, []), (11, [])])
-def test_inner_bins_fail_when_non_empty_and_under_the_threshold(persons, rows):
+@pytest.mark.parametrize(("persons", "rows"), [(0, [1]), (1, [1]), (9, [1]), (10, []), (11, [])])
+def test_inner_bins_under_the_threshold_fail_and_an_empty_one_is_a_zero(persons, rows):
     assert _failing_rows(_histogram(persons=[20, persons, 20, 20])) == rows
+
+
+def test_an_empty_inner_bin_passes_when_zeros_are_not_disclosive():
+    lenient = dataclasses.replace(POLICY, zeros_disclosive=False)
+
+    assert check_histogram(_histogram(persons=[20, 0, 20, 20]), lenient) == []
 
 
 @pytest.mark.parametrize(("persons", "fails"), [(0, True), (1, True), (9, True), (10, False),

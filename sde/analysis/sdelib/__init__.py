@@ -12,8 +12,10 @@ from the rows. A script cannot hand in evidence of its own: the library computes
                  title="Hospital cost by Place")
 
 Files: ``<name>.csv`` and ``<name>.evidence.json`` per table, ``<name>.png`` per chart.
-Progress (``sdelib.progress(50, "fitting")``) and a cohort (built-in analyses only) go to
-``/output/.sde/``, which the environment reads and never releases.
+Progress (``sdelib.progress(50, "fitting")``), a cohort (built-in analyses only) and the
+people behind each cell of a ``table`` (``ledger/<name>.parquet``, for output checking's
+differencing rule) go to ``/output/.sde/``, which the environment reads and never
+releases.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from sde.phm.evidence import AnalysisResult, ChartSpec, ResultTable, count_table, magnitude_table
+from sde.phm.ledger import LedgerTable
 
 INPUT = Path(os.environ.get("SDE_SANDBOX_INPUT", "/input"))
 OUTPUT = Path(os.environ.get("SDE_SANDBOX_OUTPUT", "/output"))
@@ -113,7 +116,24 @@ def table(
         result = magnitude_table(rows, name=name, title=title, by=by, value=value,
                                  statistic=statistic, person=person)  # fmt: skip
     write_table(result)
+    _write_ledger(rows, by=by, person=person, name=result.name, statistic=statistic)
     return result
+
+
+def _write_ledger(
+    rows: pd.DataFrame, *, by: Sequence[str], person: str, name: str, statistic: str
+) -> None:
+    """The people behind each cell, for output checking's differencing rule; kept in the
+    control folder, which the environment reads and never releases."""
+    context = _context()
+    ledger = LedgerTable.from_rows(
+        rows, by, person, file=f"{name}.csv", statistic=statistic,
+        extract=str(context.get("extract_id", "")), project=str(context.get("project_id", "")),
+        id_space=f"project-{context.get('project_id', '')}",
+    )  # fmt: skip
+    folder = CONTROL / "ledger"
+    folder.mkdir(parents=True, exist_ok=True)
+    ledger.to_parquet(folder / f"{name}.parquet")
 
 
 def chart(spec: ChartSpec, source: ResultTable) -> Path:

@@ -16,10 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from outputs.sdc.evidence import TableEvidence, read_table, table_evidence
-from outputs.sdc.ledger import Ledger, LedgerTable, differencing, person_hashes
+from outputs.sdc.ledger import Ledger, differencing
 from outputs.sdc.policy import PRESETS, Policy
 from outputs.sdc.results import Status
 from sde.phm.evidence import count_table
+from sde.phm.ledger import LedgerTable, person_hashes
 
 DEFAULT = PRESETS["acro-default"]
 

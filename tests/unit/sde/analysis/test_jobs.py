@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
@@ -31,6 +32,7 @@ from sde.exceptions import InvalidTransition, NotFound, PermissionDenied, Valida
 from sde.identity import services as identity
 from sde.identity.models import User
 from sde.identity.roles import Role
+from sde.phm.ledger import LedgerTable
 from sde.projects import services as projects
 from sde.projects.models import Project
 from sde.projects.services import MemberSpec
@@ -674,3 +676,17 @@ def test_the_log_keeps_prints_and_the_traceback_in_the_order_they_happened(proje
     log = log_of(job)
     assert job.status == S.FAILED
     assert log.index("before") < log.index("Traceback") < log.index("ValueError")
+
+
+def test_a_scripts_table_records_the_people_behind_each_cell_for_differencing(project, member):
+    code = ("import sdelib\np = sdelib.read('patients')\n"
+            "sdelib.table(p, by=['sex'], name='by_sex', title='People by sex')\n")  # fmt: skip
+    job = worked(submit_script(project, member, code))
+
+    ledger = LedgerTable.read_parquet(output_of(job) / ".sde" / "ledger" / "by_sex.parquet")
+    published = pd.read_csv(output_of(job) / "by_sex.csv", dtype={"sex": str})
+    assert job.status == S.SUCCEEDED
+    assert [c[0] for c in ledger.cells] == published["sex"].tolist()
+    assert ledger.sizes.tolist() == published["people"].tolist()
+    assert (ledger.file, ledger.id_space) == ("by_sex.csv", f"project-{project.pk}")
+    assert not job.outputs.filter(name__contains="ledger").exists()  # never an output

@@ -44,6 +44,9 @@ class Project(GovernedModel):
     created_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     destruction_attestation = models.TextField(blank=True)
+    released_outputs = models.PositiveIntegerField(
+        default=0, help_text="Files released through output checking and not revoked."
+    )
 
     class Meta:
         ordering = ["-created_at", "-pk"]

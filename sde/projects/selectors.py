@@ -57,8 +57,8 @@ class RegisterDataset:
 
 @dataclass(frozen=True)
 class RegisterEntry:
-    """One project as the public sees it. Released output counts are not here: outputs
-    and their release come later, and the register shows no column it cannot fill."""
+    """One project as the public sees it, with how many files output checking has
+    released from it (revoked releases not counted)."""
 
     number: int
     title: str
@@ -71,6 +71,7 @@ class RegisterEntry:
     end_date: date
     status: str
     status_text: str
+    released_outputs: int
 
     @property
     def status_meaning(self) -> str:
@@ -90,12 +91,13 @@ class RegisterEntry:
             "end_date": self.end_date.isoformat(),
             "status": self.status,
             "status_text": self.status_text,
+            "released_outputs": self.released_outputs,
         }
 
 
 REGISTER_KEYS: Final = (
     "number", "title", "lay_summary", "organisation", "purpose", "legal_basis", "datasets",
-    "start_date", "end_date", "status", "status_text",
+    "start_date", "end_date", "status", "status_text", "released_outputs",
 )  # fmt: skip
 
 
@@ -118,7 +120,7 @@ def legal_basis_text(basis: str) -> str:
 # Only these columns are read; of the scope, only purpose, basis and datasets are used.
 _REGISTER_COLUMNS: Final = (
     "pk", "title", "lay_summary", "organisation__name", "scope", "start_date", "end_date",
-    "status", "created_at",
+    "status", "created_at", "released_outputs",
 )  # fmt: skip
 
 
@@ -158,6 +160,7 @@ def _entries(projects: Iterable[Project]) -> list[RegisterEntry]:
                 end_date=project.end_date,
                 status=project.status,
                 status_text=STATUS_TEXT[S(project.status)],
+                released_outputs=project.released_outputs,
             )
         )
     return entries
@@ -165,8 +168,7 @@ def _entries(projects: Iterable[Project]) -> list[RegisterEntry]:
 
 def transparency_register() -> list[RegisterEntry]:
     """Every project that is or was approved to use data, newest approval first. Public:
-    no permission check, and nothing in an entry is restricted. Released output counts
-    are not included yet (there are no outputs to count until release checking exists)."""
+    no permission check, and nothing in an entry is restricted."""
     return _entries(_register_projects())
 
 

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, QuerySet
+from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
@@ -440,6 +440,15 @@ def _transition(project: Project, action: str, *, by: User, reason: str, **field
                         continue  # members still see an expired or revoked project's record
                     _revoke(locked, membership.user, permission, by=by)
     return locked
+
+
+def count_released_outputs(*, project: Project, change: int) -> None:
+    """The register's count of released files: output checking adds a release's files and
+    takes a revoked one's away, inside its own audited transaction (a building block)."""
+    with transaction.atomic(), governed_writes(Project):
+        Project.objects.filter(pk=project.pk).update(
+            released_outputs=F("released_outputs") + change
+        )
 
 
 def _require_text(value: str, field_name: str, message: str) -> str:

@@ -28,7 +28,7 @@ from sde.projects.selectors import (
     purpose_text,
     transparency_register,
 )
-from sde.projects.services import MemberSpec
+from sde.projects.services import MemberSpec, count_released_outputs
 from tests import scenarios
 
 pytestmark = pytest.mark.django_db
@@ -299,6 +299,7 @@ def test_json_has_exactly_the_documented_keys(client, make_project):
         "end_date": "2027-06-30",
         "status": "active",
         "status_text": "Active",
+        "released_outputs": 0,
     }
 
 
@@ -327,16 +328,24 @@ def test_csv_has_exactly_the_documented_columns(client, make_project):
             "end_date": "2027-06-30",
             "status": "active",
             "status_text": "Active",
+            "released_outputs": "0",
         }
     ]
 
 
-def test_no_released_output_column_until_outputs_exist(client, make_project):
-    make_project()
+def test_released_outputs_count_what_output_checking_released_and_not_revoked(
+    client, make_project
+):
+    project = make_project()
 
+    count_released_outputs(project=project, change=3)
     (entry,) = client.get(reverse("register-json")).json()["projects"]
+    count_released_outputs(project=project, change=-3)
+    (after,) = client.get(reverse("register-json")).json()["projects"]
 
-    assert not [key for key in entry if "release" in key or "output" in key]
+    assert (entry["released_outputs"], after["released_outputs"]) == (3, 0)
+    page = client.get(reverse("register-entry", args=[project.pk])).content.decode()
+    assert "Results released" in page
 
 
 def test_entry_page_shows_the_full_entry(client, make_project):

@@ -61,5 +61,10 @@ bench-data: install
 bench-analysis: install sandbox-deps
 	SDE_VAR_DIR=$(CURDIR)/var/bench $(BIN)/python bench/analysis.py
 
+## output checking at 1,000,000 rows: our checker vs ACRO 1.0.2 in its own venv, the LP audit
+.PHONY: bench-sdc
+bench-sdc: install
+	$(BIN)/python bench/sdc.py
+
 clean:
 	rm -rf var/test var/bench .pytest_cache

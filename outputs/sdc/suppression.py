@@ -117,6 +117,11 @@ class _System:
         b = -(matrix[:, np.flatnonzero(~mask)] @ x[~mask])
         live = np.flatnonzero(np.diff(a.indptr))
         self.a, self.b = sparse.csr_array(a[live]), b[live]
+        # Programmes are solved in units of the largest published value: sums of money
+        # (1e10) whose margins differ from their cells by float rounding would otherwise
+        # look infeasible to the solver's absolute tolerances.
+        published = np.abs(x[~mask])
+        self.scale = max(1.0, float(published.max())) if published.size else 1.0
         links = abs(self.a)
         _, self.labels = csgraph.connected_components(links.T @ links, directed=False)
         self.row_labels = self.labels[self.a.indices[self.a.indptr[:-1]]]
@@ -145,11 +150,13 @@ class _System:
     def _solve(self, k: int, objective: np.ndarray) -> tuple[int, float]:
         """Minimise ``objective`` over k's component; record the solution as seen."""
         members, a, b = self._part(k)
-        result = linprog(objective, A_eq=a, b_eq=b, bounds=(self.lower, None), method="highs")
+        scale = self.scale
+        floor = None if self.lower is None else self.lower / scale
+        result = linprog(objective, A_eq=a, b_eq=b / scale, bounds=(floor, None), method="highs")
         if result.status == 0:
-            np.minimum.at(self.seen_low, members, result.x)
-            np.maximum.at(self.seen_high, members, result.x)
-        return int(result.status), float(result.fun) if result.status == 0 else np.nan
+            np.minimum.at(self.seen_low, members, result.x * scale)
+            np.maximum.at(self.seen_high, members, result.x * scale)
+        return int(result.status), float(result.fun) * scale if result.status == 0 else np.nan
 
     def range(self, k: int) -> tuple[float, float]:
         """Smallest and largest value the k-th suppressed cell can take (NaN, NaN if the

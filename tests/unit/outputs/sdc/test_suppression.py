@@ -457,3 +457,22 @@ def test_a_three_way_table_gains_every_margin_and_stays_protected() -> None:
     assert (published[~blank] >= ACRO.threshold).all()
     low, high = feasible_ranges(published, blank, grid_relations(published.shape))
     assert ((high - low)[blank] >= ACRO.threshold - 1e-6).all()
+
+
+def test_sums_of_money_whose_margins_differ_by_float_rounding_are_still_feasible():
+    """Margins of sums near 1e10 miss their cells' sum in the last digits; the audit must
+    still find the ranges, not call the totals contradictory."""
+    cells = np.array([[3.6e10 + 0.1, 1.2e10 + 0.2], [2.4e10 + 0.3, 0.7e10 + 0.4]])
+    rows, cols = cells.sum(axis=1) * (1 + 1e-16), cells.sum(axis=0)
+    grid = np.vstack([np.column_stack([cells, rows]), [*cols, cells.sum()]])
+    frame = pd.DataFrame(
+        [(r, c) for r in ("a", "b", T) for c in ("x", "y", T)], columns=["row", "col"]
+    )
+    relations = table_relations(frame, ["row", "col"], {"row": T, "col": T})
+    suppressed = np.zeros(9, dtype=bool)
+    suppressed[[0, 1, 3, 4]] = True  # the four inner cells
+
+    low, high = feasible_ranges(grid.ravel(), suppressed, relations)
+
+    assert not np.isnan(low[suppressed]).any()
+    assert (high[suppressed] - low[suppressed] > 1e9).all()

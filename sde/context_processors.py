@@ -26,6 +26,8 @@ def _nav(request: HttpRequest) -> list[dict[str, Any]]:
         items.append(("Applications", "applications"))
     if policy.user_reviews_access_requests(user) or policy.user_signs_off_public_interest(user):
         items.append(("Review queue", "review-queue"))
+    if policy.user_checks_outputs(user):
+        items.append(("Output checking", "output-queue"))
     items.append(("Projects", "projects"))
     items.append(("Data catalogue", "catalogue"))
     if policy.user_can_manage_datasets(user):

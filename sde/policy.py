@@ -369,6 +369,88 @@ def check_sign_off_public_interest(user: Any, request: Any, *, conflict: str | N
         raise PermissionDenied(f"you cannot sign this request off: {conflict}")
 
 
+# --- Release requests (outputs) ---------------------------------------------------------
+def _is_project_member(user: Any, project: Any) -> bool:
+    """Member now or ever: a former member is not independent of the project's outputs."""
+    return bool(project.memberships.filter(user=user).exists())
+
+
+def user_checks_outputs(user: Any) -> bool:
+    return has_capability(user, Capability.CHECK_OUTPUTS)
+
+
+def visible_release_requests(user: Any, requests: QuerySet[Any]) -> QuerySet[Any]:
+    """Members see their projects' requests; output checkers see submitted requests of
+    projects they are not (and were not) members of; IG officers see all (oversight and
+    revocation); nobody else sees any."""
+    if not _active(user):
+        return requests.none()
+    from django.db.models import Q
+
+    visible = Q(project__in=objects_with_permission(user, PROJECT_VIEW, _projects()))
+    if user_oversees_projects(user):
+        return requests
+    if user_checks_outputs(user):
+        reviewable = ~Q(status="draft") & ~Q(project__memberships__user=user)
+        visible |= reviewable
+    return requests.filter(visible).distinct()
+
+
+def _projects() -> QuerySet[Any]:
+    from sde.projects.models import Project
+
+    return Project.objects.all()
+
+
+def check_view_release_request(user: Any, request: Any) -> None:
+    # The core imports no workflow app: the request's own model gives the queryset.
+    if not visible_release_requests(user, type(request).objects.filter(pk=request.pk)).exists():
+        raise NotFound("no such release request")
+
+
+def check_request_release(user: Any, project: Any, *, today: date) -> None:
+    """Requesting a release is using the project's outputs: a data-using member now."""
+    check_use_project_data(user, project, today=today)
+
+
+def check_release_author(user: Any, request: Any, *, today: date) -> None:
+    """Only the author changes, submits and withdraws a request, while they may still
+    use the project's data."""
+    check_view_release_request(user, request)
+    if request.created_by_id != user.pk:
+        raise PermissionDenied("only the researcher who made the request can change it")
+    check_use_project_data(user, request.project, today=today)
+
+
+def release_reviewer_conflict(user: Any, request: Any) -> str | None:
+    if user.pk == request.created_by_id:
+        return "you made the request"
+    if _is_project_member(user, request.project):
+        return "you are a member of the project"
+    return None
+
+
+def check_review_release(user: Any, request: Any) -> None:
+    """An output checker independent of the project (never a member, not the author)."""
+    check_view_release_request(user, request)
+    _require(user, Capability.CHECK_OUTPUTS)
+    conflict = release_reviewer_conflict(user, request)
+    if conflict:
+        raise PermissionDenied(f"you cannot review this request: {conflict}")
+
+
+def check_download_release(user: Any, request: Any) -> None:
+    """Released files go to the project's current members."""
+    check_view_release_request(user, request)
+    if not request.project.memberships.filter(user=user, removed_at__isnull=True).exists():
+        raise NotFound("no such release")
+
+
+def check_revoke_release(user: Any, request: Any) -> None:
+    check_view_release_request(user, request)
+    _require(user, Capability.SUSPEND_PROJECTS)
+
+
 # --- API tokens --------------------------------------------------------------------------
 def check_manage_api_token(user: Any, owner: User) -> None:
     if not _active(user) or user.pk != owner.pk:

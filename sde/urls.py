@@ -145,6 +145,8 @@ urlpatterns = [
         optouts.change_withdraw,
         name="optout-change-withdraw",
     ),
+    # Output checking and release (the outputs app: /projects/<pk>/releases/, /outputs/)
+    path("", include("outputs.urls")),
     # API
     path("api/", include("sde.api.urls")),
 ]

@@ -3,23 +3,34 @@ DATABASE_URL is set) and the real broker."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import connection
-from django.test import Client
+from django.test import Client, override_settings
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from sde.identity.models import User
 from sde.identity.roles import Role
 from tests import scenarios
+from tests.shared_db import shared_rows
 
 
 @pytest.fixture(autouse=True)
 def _email_to_memory(settings: pytest.FixtureRequest) -> None:
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(request: pytest.FixtureRequest, settings: pytest.FixtureRequest) -> None:
+    """Argon2 is deliberately slow, and hashing a password is never what a test is about
+    (the bootstrap Administrator every test makes has one). Tests of the configured hasher
+    itself are marked ``configured_password_hashers`` and keep it."""
+    if request.node.get_closest_marker("configured_password_hashers") is None:
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -88,3 +99,23 @@ def custodian(db: None) -> User:
     person = scenarios.person(Role.DATA_CUSTODIAN)
     register_standard_datasets(by=person)
     return person
+
+
+@pytest.fixture(scope="module")
+def module_catalogue(django_db_setup: None, django_db_blocker: Any) -> Iterator[int]:
+    """What ``custodian`` makes, made once for a module whose every test has it (through an
+    autouse fixture), and shared by its tests (tests/shared_db.py): the custodian's pk. Such
+    a module overrides ``custodian`` with ``User.objects.get(pk=module_catalogue)``."""
+    from sde.data.catalogue import register_standard_datasets
+
+    def build() -> int:
+        with override_settings(
+            PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+            EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
+        ):
+            person = scenarios.person(Role.DATA_CUSTODIAN)
+            register_standard_datasets(by=person)
+            return person.pk
+
+    with shared_rows(django_db_blocker, build) as pk:
+        yield pk

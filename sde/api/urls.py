@@ -126,4 +126,5 @@ urlpatterns = [
     ),
     # Access requests and their review, and changes to live projects (access_requests app)
     path("v1/", include("access_requests.api_urls")),
+    path("v1/", include("outputs.api_urls")),
 ]

@@ -36,7 +36,8 @@ from tests.unit.sde.projects import conftest as project_fixtures
 data_root, ig, member = project_fixtures.data_root, project_fixtures.ig, project_fixtures.member
 organisation, ingested = project_fixtures.organisation, project_fixtures.ingested
 make_project = project_fixtures.make_project
-drop_dir, project = analysis_fixtures.drop_dir, analysis_fixtures.project
+# (built by each test: these tests commit, so they cannot share the unit tests' project)
+drop_dir, project = analysis_fixtures.drop_dir, analysis_fixtures.built_project
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 S = Job.Status

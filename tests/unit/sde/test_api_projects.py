@@ -50,6 +50,13 @@ def data_root(private_data_root: Path, custodian: User) -> Path:
     return private_data_root
 
 
+@pytest.fixture
+def custodian(module_catalogue: int, db: None) -> User:
+    """The data custodian, with the standard datasets registered: every test here has them
+    (``data_root``), so they are made once for the module (tests/conftest.py)."""
+    return User.objects.get(pk=module_catalogue)
+
+
 # --- a project made by approving an access request ---------------------------------------
 @dataclass
 class World:
@@ -166,6 +173,9 @@ EXPECTED: dict[tuple[str, str], Row] = {
     ("api-project-scripts", "get"): Row(200, 200),
     ("api-project-scripts", "post"): Row(201, 403, lambda w: {"name": "a.py", "content": "1\n"}),
     ("api-project-cohorts", "get"): Row(200, 200),
+    # Release requests: only a member who uses the data starts one (outputs/api.py).
+    ("api-project-releases", "get"): Row(200, 200),
+    ("api-project-releases", "post"): Row(201, 403, lambda w: {"title": "Counts by sex"}),
 }
 ROLES = ("member", "researcher", "ig", "custodian", "anonymous")
 

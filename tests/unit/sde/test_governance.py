@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -12,10 +12,13 @@ import pytest
 from django.apps import apps
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import models
+from django.test import override_settings
 from django.utils import timezone
 
 from access_requests import services as access
 from access_requests.models import AccessRequest
+from outputs import selectors as release_selectors
+from outputs import services as releases
 from sde.analysis import sandbox
 from sde.analysis import services as jobs
 from sde.analysis.models import Job
@@ -31,6 +34,7 @@ from sde.identity.models import Organisation, RoleAssignment
 from sde.identity.roles import Role
 from sde.projects.services import MemberSpec, create_project
 from tests import scenarios
+from tests.shared_db import shared_rows
 from tests.unit.sde.projects.builders import accredit
 
 pytestmark = pytest.mark.django_db
@@ -64,6 +68,12 @@ GOVERNED = {
     "access_requests.Review",
     "access_requests.Comment",
     "access_requests.Attachment",
+    "outputs.ReleaseRequest",
+    "outputs.ReleaseFile",
+    "outputs.ExceptionRequest",
+    "outputs.Review",
+    "outputs.FileDecision",
+    "outputs.ReleasedFile",
 }
 # Deliberately mutable, and why.
 MUTABLE = {
@@ -129,13 +139,29 @@ def _finished_in_sandbox(attempt: Any) -> sandbox.SandboxResult:
     return sandbox.SandboxResult(outcome="exited", exit_code=0)
 
 
-@pytest.fixture
-def one_of_each(settings, tmp_path, tiny_drop, monkeypatch) -> None:
-    """At least one row of every governed model, made by the real services."""
+@pytest.fixture(scope="module")
+def one_of_each(django_db_setup, django_db_blocker, tmp_path_factory, tiny_drop) -> Iterator[None]:
+    """At least one row of every governed model, made by the real services.
+
+    Built once for the module: the tests here only try writes, and whatever a test writes
+    is rolled back to these rows before the next test (see tests/shared_db.py)."""
+    folder = tmp_path_factory.mktemp("governed")
+    with (
+        override_settings(
+            SDE_DATA_ROOT=folder / "data",
+            SDE_KEY_DIR=folder / "keys",
+            SDE_ATTACHMENT_ROOT=folder / "attachments",
+            PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+            EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
+        ),
+        pytest.MonkeyPatch.context() as monkeypatch,
+        shared_rows(django_db_blocker, lambda: _make_one_of_each(tiny_drop, monkeypatch)),
+    ):
+        yield
+
+
+def _make_one_of_each(tiny_drop: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(jobs, "_run_in_sandbox", _finished_in_sandbox)
-    settings.SDE_DATA_ROOT = tmp_path / "data"
-    settings.SDE_KEY_DIR = tmp_path / "keys"
-    settings.SDE_ATTACHMENT_ROOT = tmp_path / "attachments"
     admin = scenarios.administrator()
     person = scenarios.person(Role.RESEARCHER, accredited=True)
     organisation = scenarios.organisation()
@@ -169,6 +195,7 @@ def one_of_each(settings, tmp_path, tiny_drop, monkeypatch) -> None:
     )  # fmt: skip
     outcome = jobs.run_job(job_id=cohort.pk)  # the sandbox is stood in for: see below
     assert outcome == "succeeded", Job.objects.get(pk=cohort.pk).failure
+    _release_one(project, Job.objects.get(pk=cohort.pk), person)
     request = access.create_request(by=person, organisation=organisation, title="T")
     access.add_attachment(
         request=request, by=person, kind="protocol",
@@ -182,6 +209,23 @@ def one_of_each(settings, tmp_path, tiny_drop, monkeypatch) -> None:
     sign_checkpoint(by=get_system_user())
     for model in GOVERNED_MODELS:
         assert model.objects.exists(), _label(model)
+
+
+def _release_one(project: Any, job: Job, author: Any) -> None:
+    """A release request through every workflow row: a file, its exception, two reviews
+    with their decisions, and the released copy."""
+    release = releases.create_request(project=project, by=author, title="R")
+    output = job.outputs.get(name="cohort_size.csv")
+    file = releases.add_file(request=release, job=job, output=output, context="Size", by=author)
+    for rule in release_selectors.non_pass_rules(file):
+        releases.request_exception(file=file, rule=rule, reason="other", justification="J",
+                                   by=author)  # fmt: skip
+    releases.submit(request=release, by=author)
+    for checker in (scenarios.person(Role.OUTPUT_CHECKER) for _ in range(2)):
+        review = releases.start_review(request=release, by=checker)
+        releases.decide_file(review=review, file=file, decision="approve", comment="Fine.",
+                             by=checker)  # fmt: skip
+        releases.submit_review(review=review, by=checker)
 
 
 def _save_new(model: type[models.Model]) -> Any:

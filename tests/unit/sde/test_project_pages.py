@@ -50,6 +50,13 @@ def data_root(private_data_root: Path, custodian: User) -> Path:
     return private_data_root
 
 
+@pytest.fixture
+def custodian(module_catalogue: int, db: None) -> User:
+    """The data custodian, with the standard datasets registered: every test here has them
+    (``data_root``), so they are made once for the module (tests/conftest.py)."""
+    return User.objects.get(pk=module_catalogue)
+
+
 def trained(user: User) -> User:
     today = _today()
     return accredit(
@@ -137,7 +144,8 @@ ACTION_ROUTES = {name: route for name, route, module in ROUTES
                  if module == "sde.views.projects" and name != "project-detail"}  # fmt: skip
 # The other parameters of project URLs: the project hides them (404) whatever they are.
 FILLERS = {"<int:job_id>": "1", "<int:output_id>": "1", "<int:script_id>": "1",
-           "<slug:name>": "population_profile"}  # fmt: skip
+           "<slug:name>": "population_profile", "<int:release_id>": "1",
+           "<int:file_id>": "1"}  # fmt: skip
 
 
 def _fill(route: str, project: Project, user: User) -> str:
@@ -154,6 +162,10 @@ def test_the_resolver_finds_the_project_urls():
         "project-member-add", "project-member-remove", "project-compliance-dates",
         "project-workspace", "run-analysis", "save-script", "run-script", "job-detail",
         "job-status", "job-cancel", "job-rerun", "job-log", "job-output",
+        # the release requests (outputs/urls.py; tested in tests/unit/outputs/test_pages.py)
+        "release-list", "release-create", "release-detail", "release-add-file",
+        "release-remove-file", "release-exception", "release-download", "release-download-all",
+        "release-submit", "release-withdraw", "release-revoke",
     }  # fmt: skip
     assert set(ACTION_ROUTES) == set(VALID_POSTS)
 

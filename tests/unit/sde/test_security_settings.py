@@ -219,11 +219,13 @@ def test_the_api_enforces_csrf_for_a_session_but_not_for_a_token(client_for, fas
 
 
 # --- password hashing ------------------------------------------------------------------
+@pytest.mark.configured_password_hashers
 def test_argon2_is_the_password_hasher():
     assert settings.PASSWORD_HASHERS[0] == "django.contrib.auth.hashers.Argon2PasswordHasher"
 
 
 @pytest.mark.django_db
+@pytest.mark.configured_password_hashers
 def test_new_passwords_are_stored_as_argon2():
     person = scenarios.person(Role.RESEARCHER, password="a sturdy passphrase 2025")
 

@@ -333,9 +333,7 @@ def test_csv_has_exactly_the_documented_columns(client, make_project):
     ]
 
 
-def test_released_outputs_count_what_output_checking_released_and_not_revoked(
-    client, make_project
-):
+def test_released_outputs_count_what_output_checking_released_and_not_revoked(client, make_project):
     project = make_project()
 
     count_released_outputs(project=project, change=3)

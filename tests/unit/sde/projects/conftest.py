@@ -28,6 +28,13 @@ def data_root(private_data_root: Path, custodian: User) -> Path:
 
 
 @pytest.fixture
+def custodian(module_catalogue: int, db: None) -> User:
+    """The data custodian, with the standard datasets registered: every test here has them
+    (``data_root``), so they are made once for the module (tests/conftest.py)."""
+    return User.objects.get(pk=module_catalogue)
+
+
+@pytest.fixture
 def ig(db: None) -> User:
     return scenarios.person(Role.IG_OFFICER)
 

@@ -65,15 +65,9 @@ def acro_results(request: ReleaseRequest) -> dict[str, Any]:
     return {"version": ACRO_FORMAT_VERSION, "tool": dict(TOOL), "results": results}
 
 
-def export_path(file: ReleaseFile) -> str:
-    """Where the file lies beside ``results.json``: as in the release's zip download,
-    ``job-<job id>/<name>`` (two jobs may make files of the same name)."""
-    return f"job-{file.job_id}/{file.name}"
-
-
 def export_uid(file: ReleaseFile) -> str:
     """The record's key: its path with anything but letters, digits, ``_.-`` as ``_``."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", export_path(file))
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", selectors.release_path(file))
 
 
 def _record(file: ReleaseFile, request: ReleaseRequest) -> dict[str, Any]:
@@ -86,7 +80,7 @@ def _record(file: ReleaseFile, request: ReleaseRequest) -> dict[str, Any]:
         "status": file.outcome,
         "type": TYPES.get(kind, "custom") if file.output_id is not None else "custom",
         "properties": _properties(file, kind),
-        "files": [{"name": export_path(file), "sdc": _sdc(file, failing)}],
+        "files": [{"name": selectors.release_path(file), "sdc": _sdc(file, failing)}],
         "outcome": _outcome(failing),
         "command": f"job {file.job_id}: {analysis_selectors.job_title(file.job)}",
         "summary": _summary(file, kind, failing),

@@ -13,9 +13,6 @@ service.
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
 from collections.abc import Callable
 from datetime import date
 from pathlib import PurePosixPath
@@ -327,33 +324,9 @@ class DownloadAll(_Bytes):
 
     @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
     def get(self, request: Request, pk: int) -> HttpResponse:
-        release, user = self.release, _user(request)
-        files = [f for f in selectors.current_files(release).select_related("released")
-                 if release.status == ReleaseRequest.Status.RELEASED
-                 and getattr(f, "released", None) is not None]  # fmt: skip
-        if not files:
-            raise NotFound("nothing of this request is released")
-        buffer = io.BytesIO()
-        entries, sums = [], []
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            for file in files:
-                data = services.open_released(file=file, by=user)
-                path = acro_export.export_path(file)
-                archive.writestr(path, data)
-                entries.append({"path": path, "name": file.name, "file_id": file.pk,
-                                "job_id": file.job_id, "size": len(data),
-                                "sha256": file.sha256})  # fmt: skip
-                sums.append(f"{file.sha256}  {path}\n")
-            manifest = {
-                "release_request": release.pk, "title": release.title,
-                "project": release.project_id, "round": release.round,
-                "policy": release.policy.get("name", ""),
-                "released_at": release.released_at.isoformat() if release.released_at else None,
-                "files": entries,
-            }  # fmt: skip
-            archive.writestr("manifest.json", json.dumps(manifest, indent=1) + "\n")
-            archive.writestr("SHA256SUMS", "".join(sums))
-        response = HttpResponse(buffer.getvalue(), content_type="application/zip")
+        release = self.release
+        data = services.released_archive(request=release, by=_user(request))
+        response = HttpResponse(data, content_type="application/zip")
         response["Content-Disposition"] = f'attachment; filename="release-{release.pk}.zip"'
         response["X-Content-Type-Options"] = "nosniff"
         return response

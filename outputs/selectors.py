@@ -165,6 +165,12 @@ def visible_decisions(user: Any, request: ReleaseRequest) -> list[FileDecision]:
     return list(decisions.select_related("review__reviewer", "file").order_by("file", "pk"))
 
 
+def release_path(file: ReleaseFile) -> str:
+    """Where a released file lies in the zip download and beside ``results.json``:
+    ``job-<job id>/<name>`` (two jobs may make files of the same name)."""
+    return f"job-{file.job_id}/{file.name}"
+
+
 def chart_table(chart_json: bytes | None) -> str | None:
     """The data table a chart's ``.chart.json`` names."""
     if chart_json is None:

@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
+import json
+import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -578,14 +581,11 @@ def open_for_review(*, file: ReleaseFile, by: User) -> tuple[bytes, bool]:
     return data, unchanged
 
 
-def open_released(*, file: ReleaseFile, by: User) -> bytes:
-    """A released file's bytes for a member of its project, verified against the reviewed
-    hash (a mismatch is refused, never served). Event: outputs.file_downloaded."""
-    # The request as it is now, not as the caller loaded it (a revocation since counts).
-    request = ReleaseRequest.objects.select_related("project").get(pk=file.request_id)
-    policy.check_download_release(by, request)
+def _released_bytes(file: ReleaseFile, request: ReleaseRequest) -> tuple[bytes, str]:
+    """A released file's stored copy, verified against the reviewed hash (a mismatch is
+    refused, never served)."""
     released = ReleasedFile.objects.filter(file=file).first()
-    if request.status != S.RELEASED or released is None:
+    if request.status != S.RELEASED or released is None or file.request_id != request.pk:
         raise NotFound("no such released file")
     try:
         data = (data_root() / released.path).read_bytes()
@@ -594,9 +594,62 @@ def open_released(*, file: ReleaseFile, by: User) -> bytes:
     if hashlib.sha256(data).hexdigest() != released.sha256 or released.sha256 != file.sha256:
         raise PermissionDenied("the stored file does not match what was reviewed, so it "
                                "is withheld")  # fmt: skip
+    return data, released.sha256
+
+
+def _record_downloads(request: ReleaseRequest, by: User, files: list[tuple[ReleaseFile, str]]
+                      ) -> None:  # fmt: skip
     with transaction.atomic(durable=True):
-        record_event(event_type=EventType.RELEASED_FILE_DOWNLOADED, actor=by, target=file,
-                     project_id=request.project_id,
-                     data={"request_id": request.pk, "file_id": file.pk,
-                           "sha256": released.sha256})  # fmt: skip
+        for file, sha in files:
+            record_event(event_type=EventType.RELEASED_FILE_DOWNLOADED, actor=by, target=file,
+                         project_id=request.project_id,
+                         data={"request_id": request.pk, "file_id": file.pk,
+                               "sha256": sha})  # fmt: skip
+
+
+def _current(request_id: int) -> ReleaseRequest:
+    """The request as it is now, not as the caller loaded it (a revocation since counts)."""
+    return ReleaseRequest.objects.select_related("project").get(pk=request_id)
+
+
+def open_released(*, file: ReleaseFile, by: User) -> bytes:
+    """A released file's bytes for a member of its project, verified against the reviewed
+    hash. Event: outputs.file_downloaded."""
+    request = _current(file.request_id)
+    policy.check_download_release(by, request)
+    data, sha = _released_bytes(file, request)
+    _record_downloads(request, by, [(file, sha)])
     return data
+
+
+def released_archive(*, request: ReleaseRequest, by: User) -> bytes:
+    """Every released file of a request in one zip (``job-<job id>/<name>``, with
+    ``manifest.json`` and ``SHA256SUMS``). Every file is verified before any is recorded
+    as downloaded, so a refused archive audits nothing. Event: outputs.file_downloaded
+    per file."""
+    request = _current(request.pk)
+    policy.check_download_release(by, request)
+    files = [f for f in selectors.current_files(request) if f.decision == D.APPROVE]
+    if request.status != S.RELEASED or not files:
+        raise NotFound("nothing of this request is released")
+    contents = [(file, *_released_bytes(file, request)) for file in files]
+    buffer = io.BytesIO()
+    entries, sums = [], []
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file, data, sha in contents:
+            path = selectors.release_path(file)
+            archive.writestr(path, data)
+            entries.append({"path": path, "name": file.name, "file_id": file.pk,
+                            "job_id": file.job_id, "size": len(data), "sha256": sha})  # fmt: skip
+            sums.append(f"{sha}  {path}\n")
+        manifest = {
+            "release_request": request.pk, "title": request.title,
+            "project": request.project_id, "round": request.round,
+            "policy": request.policy.get("name", ""),
+            "released_at": request.released_at.isoformat() if request.released_at else None,
+            "files": entries,
+        }  # fmt: skip
+        archive.writestr("manifest.json", json.dumps(manifest, indent=1) + "\n")
+        archive.writestr("SHA256SUMS", "".join(sums))
+    _record_downloads(request, by, [(file, sha) for file, _, sha in contents])
+    return buffer.getvalue()

@@ -5,18 +5,14 @@ the download; anything not released (or revoked) is 404."""
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
 from pathlib import PurePosixPath
 
 from django.http import HttpRequest, HttpResponse
 
 from outputs import selectors, services
-from outputs.models import ReleaseFile, ReleaseRequest
+from outputs.models import ReleaseRequest
 from outputs.views.common import user_of
 from outputs.views.releases import release_of
-from sde.exceptions import NotFound
 from sde.projects.models import Project
 from sde.views.projects import project_page
 
@@ -49,36 +45,10 @@ def download(request: HttpRequest, project: Project, release_id: int, file_id: i
     return _attachment(services.open_released(file=file, by=user_of(request)), file.name)
 
 
-def released_files(release: ReleaseRequest) -> list[ReleaseFile]:
-    return [f for f in selectors.current_files(release).select_related("released")
-            if getattr(f, "released", None) is not None]  # fmt: skip
-
-
 @project_page("GET")
 def download_all(request: HttpRequest, project: Project, release_id: int) -> HttpResponse:
-    """Every released file of the request in one zip, with manifest.json and SHA256SUMS;
-    each file is read (verified and audited) through ``open_released``."""
+    """Every released file of the request in one zip, with manifest.json and SHA256SUMS
+    (``services.released_archive``: each verified, then audited)."""
     release = release_of(request, project, release_id)
-    files = released_files(release) if release.status == S.RELEASED else []
-    if not files:
-        raise NotFound("nothing of this request is released")
-    buffer = io.BytesIO()
-    entries, sums = [], []
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for file in files:
-            data = services.open_released(file=file, by=user_of(request))
-            path = f"job-{file.job_id}/{file.name}"
-            archive.writestr(path, data)
-            entries.append({"path": path, "name": file.name, "file_id": file.pk,
-                            "job_id": file.job_id, "size": len(data),
-                            "sha256": file.released.sha256})  # fmt: skip
-            sums.append(f"{file.released.sha256}  {path}\n")
-        manifest = {
-            "release_request": release.pk, "title": release.title, "project": project.pk,
-            "round": release.round, "policy": release.policy.get("name", ""),
-            "released_at": release.released_at.isoformat() if release.released_at else None,
-            "files": entries,
-        }  # fmt: skip
-        archive.writestr("manifest.json", json.dumps(manifest, indent=1) + "\n")
-        archive.writestr("SHA256SUMS", "".join(sums))
-    return _attachment(buffer.getvalue(), f"release-{release.pk}.zip")
+    data = services.released_archive(request=release, by=user_of(request))
+    return _attachment(data, f"release-{release.pk}.zip")

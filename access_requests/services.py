@@ -24,7 +24,6 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, BinaryIO, Final
@@ -40,7 +39,7 @@ from sde import notifications, policy
 from sde.audit.events import EventType
 from sde.audit.services import get_system_user, record_event
 from sde.exceptions import InvalidTransition, NotFound, PermissionDenied, ValidationError
-from sde.governance import governed_writes
+from sde.governance import Transition, governed_writes
 from sde.identity.models import Organisation, User
 from sde.identity.roles import Role
 from sde.identity.selectors import current_roles, is_accredited, users_with_role
@@ -51,14 +50,6 @@ logger = logging.getLogger(__name__)
 S = AccessRequest.Status
 D = Review.Decision
 APPLICANT, REVIEWER = "applicant", "IG officer (independent)"
-
-
-@dataclass(frozen=True)
-class Transition:
-    sources: frozenset[str]
-    target: str
-    owner: str
-    event: EventType
 
 
 TRANSITIONS: Final[dict[str, Transition]] = {

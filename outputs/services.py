@@ -27,7 +27,6 @@ import io
 import json
 import zipfile
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -54,7 +53,7 @@ from sde.audit.events import EventType
 from sde.audit.services import get_system_user, record_event
 from sde.data.files import data_root, file_sha256
 from sde.exceptions import InvalidTransition, NotFound, PermissionDenied, ValidationError
-from sde.governance import governed_writes
+from sde.governance import Transition, governed_writes
 from sde.identity.models import User
 from sde.phm.ledger import LedgerTable
 from sde.projects import services as projects
@@ -65,14 +64,6 @@ D = FileDecision.Decision
 AUTHOR, CHECKER, SYSTEM, IG = "author", "output checker (independent)", "system", "IG officer"
 GOVERNED: Final = (ReleaseRequest, ReleaseFile, ExceptionRequest, Review, FileDecision,
                    ReleasedFile)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Transition:
-    sources: frozenset[str]
-    target: str
-    owner: str
-    event: EventType
 
 
 TRANSITIONS: Final[dict[str, Transition]] = {

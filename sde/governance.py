@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import models
 
+from sde.audit.events import EventType
 from sde.exceptions import GovernedWriteRefused
 
 _allowed: ContextVar[frozenset[type[models.Model]]] = ContextVar(
@@ -80,3 +82,14 @@ class GovernedModel(models.Model):
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         _check(type(self), "delete")
         return super().delete(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One row of a workflow's transition table: from which statuses an action moves a
+    governed object, to which, who owns the action, and the audit event it writes."""
+
+    sources: frozenset[str]
+    target: str
+    owner: str
+    event: EventType

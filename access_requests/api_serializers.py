@@ -16,27 +16,14 @@ from access_requests import questions, selectors, services
 from access_requests.models import AccessRequest, Attachment, Comment, Review
 from sde import policy
 from sde.api.fields import UploadField
-from sde.api.serializers import OrganisationSerializer, PersonRefSerializer
-
+from sde.api.serializers import OrganisationSerializer, PersonRefSerializer, choice_field
 
 # --- Named choice sets (one schema component each: "kind" and "status" mean different
 # things in different parts of the API) -----------------------------------------------
-def _choice_field(component: str, choices: list[tuple[str, str]]) -> type[serializers.ChoiceField]:
-    values = [value for value, _ in choices]
-
-    @extend_schema_field({"type": "string", "enum": values}, component_name=component)
-    class Field(serializers.ChoiceField):
-        def __init__(self, **kwargs: Any) -> None:
-            super().__init__(choices=choices, **kwargs)
-
-    Field.__name__ = component.removesuffix("Enum") + "Field"
-    return Field
-
-
-RequestKindField = _choice_field("AccessRequestKindEnum", AccessRequest.Kind.choices)
-RequestStatusField = _choice_field("AccessRequestStatusEnum", AccessRequest.Status.choices)
-AttachmentKindField = _choice_field("AttachmentKindEnum", Attachment.Kind.choices)
-ChangeKindField = _choice_field(
+RequestKindField = choice_field("AccessRequestKindEnum", AccessRequest.Kind.choices)
+RequestStatusField = choice_field("AccessRequestStatusEnum", AccessRequest.Status.choices)
+AttachmentKindField = choice_field("AttachmentKindEnum", Attachment.Kind.choices)
+ChangeKindField = choice_field(
     "ChangeKindEnum", [c for c in AccessRequest.Kind.choices if c[0] != AccessRequest.Kind.NEW]
 )
 

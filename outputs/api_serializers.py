@@ -20,7 +20,7 @@ from rest_framework import serializers
 from outputs import selectors
 from outputs.models import ExceptionRequest, FileDecision, ReleaseFile, ReleaseRequest, Review
 from sde import policy
-from sde.api.serializers import PersonRefSerializer
+from sde.api.serializers import PersonRefSerializer, choice_field
 from sde.projects.models import Project
 
 CHECK_STATUSES = ["pass", "review", "fail"]
@@ -29,22 +29,10 @@ LOG = "log"
 
 # --- Named choice sets (one schema component each: "status" and "decision" mean other
 # things elsewhere in the API) ---------------------------------------------------------
-def _choice_field(component: str, choices: list[tuple[str, str]]) -> type[serializers.ChoiceField]:
-    values = [value for value, _ in choices]
-
-    @extend_schema_field({"type": "string", "enum": values}, component_name=component)
-    class Field(serializers.ChoiceField):
-        def __init__(self, **kwargs: Any) -> None:
-            super().__init__(choices=choices, **kwargs)
-
-    Field.__name__ = component.removesuffix("Enum") + "Field"
-    return Field
-
-
-ReleaseStatusField = _choice_field("ReleaseRequestStatusEnum", ReleaseRequest.Status.choices)
-CheckStatusField = _choice_field("CheckStatusEnum", [(v, v) for v in CHECK_STATUSES])
-DecisionField = _choice_field("FileDecisionEnum", FileDecision.Decision.choices)
-ReasonField = _choice_field("ExceptionReasonEnum", ExceptionRequest.Reason.choices)
+ReleaseStatusField = choice_field("ReleaseRequestStatusEnum", ReleaseRequest.Status.choices)
+CheckStatusField = choice_field("CheckStatusEnum", [(v, v) for v in CHECK_STATUSES])
+DecisionField = choice_field("FileDecisionEnum", FileDecision.Decision.choices)
+ReasonField = choice_field("ExceptionReasonEnum", ExceptionRequest.Reason.choices)
 
 
 # --- Requests ---------------------------------------------------------------------------

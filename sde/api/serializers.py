@@ -15,6 +15,20 @@ from sde.identity.models import Accreditation, Organisation, User
 from sde.identity.roles import Role
 
 
+def choice_field(component: str, choices: list[tuple[str, str]]) -> type[serializers.ChoiceField]:
+    """A choice field that is its own named schema component: "status" or "kind" mean
+    different things in different parts of the API, so each set gets a name."""
+    values = [value for value, _ in choices]
+
+    @extend_schema_field({"type": "string", "enum": values}, component_name=component)
+    class Field(serializers.ChoiceField):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(choices=choices, **kwargs)
+
+    Field.__name__ = component.removesuffix("Enum") + "Field"
+    return Field
+
+
 class OrganisationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Organisation

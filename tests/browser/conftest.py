@@ -8,7 +8,7 @@ Without /usr/bin/chromium the suite is skipped on a developer's machine and fail
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,4 +123,19 @@ def tab(browser: Browser, live_server: object) -> Iterator[Tab]:
     try:
         yield current
     finally:
+        context.close()
+
+
+@pytest.fixture
+def new_tab(browser: Browser, live_server: object) -> Iterator[Callable[[], Tab]]:
+    """More browser contexts on the live server (one per person), set up as ``tab``."""
+    contexts = []
+
+    def make() -> Tab:
+        current, context = open_tab(browser, str(live_server.url))  # type: ignore[attr-defined]
+        contexts.append(context)
+        return current
+
+    yield make
+    for context in contexts:
         context.close()

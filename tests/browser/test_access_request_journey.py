@@ -8,7 +8,7 @@ any page on the way."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +16,7 @@ import pytest
 from django.utils import timezone
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import expect
 
 from access_requests.models import AccessRequest
 from sde import tasks
@@ -27,7 +27,7 @@ from sde.identity.models import User
 from sde.identity.roles import Role
 from sde.projects.models import Project
 from tests import scenarios
-from tests.browser.conftest import Tab, open_tab
+from tests.browser.conftest import Tab
 from tests.unit.access_requests.builders import applicant
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -38,21 +38,6 @@ SUMMARY = "Who is treated for high blood pressure, and who is missed."
 REASON = "Say how the aims lead to fewer strokes, and by when."
 NEW_AIMS = "Find the people with untreated hypertension, and show fewer strokes by 2030."
 WHY_ID = "Needed to link each person's records across the tables for the analysis."
-
-
-@pytest.fixture
-def new_tab(browser: Browser, live_server: object) -> Iterator[Callable[[], Tab]]:
-    """More browser contexts on the live server (one per person), set up as ``tab``."""
-    contexts = []
-
-    def make() -> Tab:
-        current, context = open_tab(browser, str(live_server.url))  # type: ignore[attr-defined]
-        contexts.append(context)
-        return current
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 def sign_in(tab: Tab, user: User, name: str) -> None:

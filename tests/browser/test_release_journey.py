@@ -18,14 +18,14 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from sde.analysis import services as analyses
 from sde.analysis.models import Job
@@ -37,7 +37,7 @@ from sde.identity.roles import Role
 from sde.projects.services import MemberSpec, create_project
 from sde.tasks import build_project_extracts_task
 from tests import scenarios
-from tests.browser.conftest import Tab, open_tab
+from tests.browser.conftest import Tab
 from tests.browser.test_access_request_journey import PASSWORD, sign_in
 from tests.unit.sde.analysis.conftest import PATIENT_FIELDS
 from tests.unit.sde.projects.builders import accredit
@@ -99,21 +99,6 @@ def _world(folder: Path, custodian: User) -> World:
     checkers = tuple(scenarios.person(Role.OUTPUT_CHECKER, password=PASSWORD) for _ in range(2))
     return World(project=project.pk, job=Job.objects.get(pk=job.pk), researcher=researcher,
                  checkers=checkers, ig=ig)  # type: ignore[arg-type]  # fmt: skip
-
-
-@pytest.fixture
-def new_tab(browser: Browser, live_server: object) -> Iterator[Callable[[], Tab]]:
-    """A browser context per person on the live server, set up as ``tab``."""
-    contexts = []
-
-    def make() -> Tab:
-        current, context = open_tab(browser, str(live_server.url))  # type: ignore[attr-defined]
-        contexts.append(context)
-        return current
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 # --- What a person does in the pages ------------------------------------------------------

@@ -87,7 +87,7 @@ TRANSITIONS: Final[dict[str, Transition]] = {
 EDITABLE: Final = frozenset({S.DRAFT, S.RETURNED})
 UNDER_REVIEW: Final = frozenset({S.SUBMITTED, S.PARTIALLY_REVIEWED, S.REVIEWED})
 # Files a job writes for the environment, never for release.
-NOT_RELEASABLE: Final = (".evidence.json",)
+NOT_RELEASABLE: Final = (".evidence.json", ".chart.json")  # read by the checks
 
 
 def _today() -> Any:

@@ -237,7 +237,10 @@ def _render_detail(
         ],
         "changes": _changes(release),
         "can_withdraw": author and release.status in services.TRANSITIONS["withdraw"].sources,
-        "released": release.status == S.RELEASED and any(r["released"] for r in rows),
+        # Downloads are offered to those who may download (current members): IG officers
+        # and checkers see the request, not the files.
+        "released": release.status == S.RELEASED and any(r["released"] for r in rows)
+        and _allowed(policy.check_download_release, user, release),
         "submit_errors": _submit_errors(files, submit_errors or {}),
     }
     if editable:

@@ -444,7 +444,9 @@ def test_ig_revokes_a_release_and_downloads_stop(world):
     assert author.post(_detail(world, request, "release-revoke"),
                        {"revoke-reason": "x"}).status_code == 403  # fmt: skip
 
-    assert "Revoke the release" in _text(ig.get(_detail(world, request)))
+    ig_page = _text(ig.get(_detail(world, request)))
+    assert "Revoke the release" in ig_page
+    assert "Download" not in ig_page  # IG oversees the release; members download
     empty = ig.post(_detail(world, request, "release-revoke"), {"revoke-reason": ""})
     assert empty.status_code == 400 and "This field is required." in _text(empty)
     before = mark()

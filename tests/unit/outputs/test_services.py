@@ -701,7 +701,9 @@ def test_only_current_members_download(releases):
     assert types_since(start) == []
 
 
-@pytest.mark.parametrize("name", [EVIDENCE, "small_groups.evidence.json"])
+@pytest.mark.parametrize(
+    "name", [EVIDENCE, "small_groups.evidence.json", "people_by_sex_chart.chart.json"]
+)
 def test_evidence_sidecars_cannot_be_added(releases, name):
     request, job = releases.request("draft"), releases.job
     before = snapshot(request)

@@ -239,7 +239,8 @@ def _render_detail(
         "can_withdraw": author and release.status in services.TRANSITIONS["withdraw"].sources,
         # Downloads are offered to those who may download (current members): IG officers
         # and checkers see the request, not the files.
-        "released": release.status == S.RELEASED and any(r["released"] for r in rows)
+        "released": release.status == S.RELEASED
+        and any(r["released"] for r in rows)
         and _allowed(policy.check_download_release, user, release),
         "submit_errors": _submit_errors(files, submit_errors or {}),
     }

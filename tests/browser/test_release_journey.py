@@ -37,7 +37,7 @@ from sde.identity.roles import Role
 from sde.projects.services import MemberSpec, create_project
 from sde.tasks import build_project_extracts_task
 from tests import scenarios
-from tests.browser.conftest import Tab
+from tests.browser.conftest import Tab, audit_rows
 from tests.browser.test_access_request_journey import PASSWORD, sign_in
 from tests.unit.sde.analysis.conftest import PATIENT_FIELDS
 from tests.unit.sde.projects.builders import accredit
@@ -187,30 +187,6 @@ def review_of(checker: User) -> list[tuple[str, str]]:
             ("outputs.file_decided", who), ("outputs.review_submitted", who)]  # fmt: skip
 
 
-def audit_rows(tab: Tab, project: int) -> list[tuple[str, str]]:
-    """The IG officer's search of the audit log for the project: (event, actor) of every
-    row over every page, oldest first."""
-    page = tab.page
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit log").click()
-    expect(page.locator("h1")).to_have_text("Audit log")
-    page.get_by_label("Project id").fill(str(project))
-    page.get_by_role("button", name="Search").click()
-    rows: list[tuple[str, str]] = []
-    while True:
-        expect(page.locator("table.audit-table")).to_be_visible()
-        expect(page.get_by_text("Tampered", exact=True)).to_have_count(0)
-        listed = page.locator("table.audit-table tbody tr").evaluate_all(
-            "rows => rows.map(r => [r.cells[2].innerText.trim(), r.cells[3].innerText.trim()])"
-        )
-        rows += [(event, actor) for event, actor in listed]
-        following = page.get_by_role("link", name="Next page")
-        if not following.count():
-            break
-        following.click()
-    tab.check("release-audit-log")
-    return rows[::-1]
-
-
 # --- The journey --------------------------------------------------------------------------
 def test_release_is_checked_returned_resubmitted_approved_downloaded_and_audited(
     tab: Tab,
@@ -284,11 +260,11 @@ def test_release_is_checked_returned_resubmitted_approved_downloaded_and_audited
     # --- Round 1: checker B, blind to A, requests changes to the small table --------------
     start_review(second, release)
     review = second.page
-    expect(review.get_by_text("The other checkers' decisions")).to_have_count(0)  # blind
+    expect(review.get_by_text("The other checker's decisions")).to_have_count(0)  # blind
     decide(second, SAFE, "Approve")
     decide(second, SMALL, "Request changes", CHANGES, grant=False)
     submit_review(second, "the request is returned to the researcher for changes")
-    expect(file_section(review, SMALL)).to_contain_text("The other checkers' decisions")
+    expect(file_section(review, SMALL)).to_contain_text("The other checker's decisions")
     second.check("release-review-b-round-1")
 
     # --- The researcher reads the decisions, replaces the table and resubmits -------------
@@ -360,7 +336,7 @@ def test_release_is_checked_returned_resubmitted_approved_downloaded_and_audited
     # --- The IG officer finds every step in the audit log -------------------------------
     auditor = new_tab()
     sign_in(auditor, world.ig, "release-ig")
-    rows = audit_rows(auditor, pk)
+    rows = audit_rows(auditor, pk, shot="release-audit-log")
     steps = [(event, actor) for event, actor in rows
              if event.startswith("outputs.") and event != "outputs.file_viewed"]  # fmt: skip
     researcher, system = world.researcher.display_name, "System"

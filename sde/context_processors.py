@@ -28,6 +28,8 @@ def _nav(request: HttpRequest) -> list[dict[str, Any]]:
         items.append(("Review queue", "review-queue"))
     if policy.user_checks_outputs(user):
         items.append(("Output checking", "output-queue"))
+    if policy.user_requests_reidentification(user) or policy.reidentification_sign_off_roles(user):
+        items.append(("Direct care", "direct-care"))
     items.append(("Projects", "projects"))
     items.append(("Data catalogue", "catalogue"))
     if policy.user_can_manage_datasets(user):

@@ -10,6 +10,7 @@ from sde.data.models import (
     Ingest,
     Sensitivity,
 )
+from sde.directcare.models import ReidentificationDecision, ReidentificationRequest
 from sde.identity.models import (
     Accreditation,
     ApiToken,
@@ -38,6 +39,8 @@ __all__ = [
     "Project",
     "ProjectField",
     "ProjectMembership",
+    "ReidentificationDecision",
+    "ReidentificationRequest",
     "RoleAssignment",
     "Script",
     "Sensitivity",

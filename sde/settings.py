@@ -301,7 +301,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "sde.tasks.sweep_jobs_task",
         "schedule": timedelta(seconds=_env_int("SDE_JOB_SWEEP_SECONDS", 60)),
     },
+    # Re-identified lists past their time (deleted), and approved requests a broker outage
+    # left unsent.
+    "sweep-reidentification": {
+        "task": "sde.tasks.sweep_reidentification_task",
+        "schedule": timedelta(seconds=_env_int("SDE_REID_SWEEP_SECONDS", 300)),
+    },
 }
+# Direct care: how many days a re-identified list stays available to its clinician.
+SDE_REID_LIST_DAYS = _env_int("SDE_REID_LIST_DAYS", 7)
 # Analysis jobs in the sandbox: limits per job, and how stopped workers are detected.
 SDE_JOB_CPU_SECONDS = _env_int("SDE_JOB_CPU_SECONDS", 900)
 SDE_JOB_WALL_SECONDS = _env_int("SDE_JOB_WALL_SECONDS", 1800)

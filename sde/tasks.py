@@ -96,3 +96,24 @@ def sweep_jobs_task() -> dict[str, list[int]]:
 
     sweep = sweep_jobs()
     return {"requeued": sweep.requeued, "failed": sweep.failed, "resent": sweep.resent}
+
+
+@shared_task(name="sde.tasks.perform_reidentification_task", time_limit=1800, soft_time_limit=1700)
+def perform_reidentification_task(request_id: int) -> str:
+    """Make an approved re-identification request's list. Idempotent: a request in any
+    other state is left as it is. Takes the id only: no NHS number is ever in a message."""
+    from sde.directcare import services as directcare
+    from sde.directcare.models import ReidentificationRequest
+
+    request = ReidentificationRequest.objects.filter(pk=request_id).first()
+    if request is None:
+        return "missing"
+    return str(directcare.perform(request=request).status)
+
+
+@shared_task(name="sde.tasks.sweep_reidentification_task", time_limit=600, soft_time_limit=540)
+def sweep_reidentification_task() -> dict[str, list[int]]:
+    """Delete expired lists; send approved requests a broker outage left unsent."""
+    from sde.directcare import services as directcare
+
+    return directcare.sweep()

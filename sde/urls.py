@@ -10,6 +10,7 @@ from sde.views import (
     auth,
     dashboard,
     data,
+    directcare,
     optouts,
     organisations,
     people,
@@ -144,6 +145,31 @@ urlpatterns = [
         "data/optouts/changes/<int:pk>/withdraw/",
         optouts.change_withdraw,
         name="optout-change-withdraw",
+    ),
+    # Direct care: re-identification for clinicians, signed off by IG and the Caldicott
+    # Guardian (404 for everyone else)
+    path("direct-care/", directcare.home, name="direct-care"),
+    path(
+        "direct-care/cohorts/<int:pk>/request/",
+        directcare.request_create,
+        name="direct-care-request-new",
+    ),
+    path("direct-care/requests/<int:pk>/", directcare.request_detail, name="direct-care-request"),
+    path(
+        "direct-care/requests/<int:pk>/sign-off/",
+        directcare.sign_off,
+        name="direct-care-sign-off",
+    ),
+    path(
+        "direct-care/requests/<int:pk>/withdraw/",
+        directcare.withdraw,
+        name="direct-care-withdraw",
+    ),
+    path("direct-care/requests/<int:pk>/list/", directcare.list_page, name="direct-care-list"),
+    path(
+        "direct-care/requests/<int:pk>/list.csv",
+        directcare.list_csv,
+        name="direct-care-list-csv",
     ),
     # Output checking and release (the outputs app: /projects/<pk>/releases/, /outputs/)
     path("", include("outputs.urls")),

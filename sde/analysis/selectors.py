@@ -25,7 +25,9 @@ def scripts_of(project: Project) -> QuerySet[Script]:
 
 
 def cohorts_of(project: Project) -> QuerySet[Cohort]:
-    return Cohort.objects.filter(project=project, deleted_at__isnull=True).select_related("job")
+    return Cohort.objects.filter(project=project, deleted_at__isnull=True).select_related(
+        "job", "extract", "project"
+    )
 
 
 def job_for(user: Any, project: Project, job_id: int) -> Job:

@@ -18,6 +18,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from sde import policy
 from sde.analysis import analyses, selectors
 from sde.analysis.models import Cohort, Job, JobOutput, Script
 from sde.api.serializers import PersonRefSerializer
@@ -251,9 +252,15 @@ class CohortSerializer(serializers.ModelSerializer):
     extract_id = serializers.IntegerField(read_only=True)
     job_id = serializers.IntegerField(read_only=True)
     on_dummy = serializers.BooleanField(source="job.on_dummy", read_only=True)
+    reidentification_refused = serializers.SerializerMethodField(
+        help_text="Why clinicians cannot ask to re-identify it (null: they can, for direct care)."
+    )
 
     class Meta:
         model = Cohort
         fields = ["id", "name", "description", "definition", "size", "extract_id", "on_dummy",
-                  "job_id", "created_at"]  # fmt: skip
+                  "job_id", "created_at", "reidentification_refused"]  # fmt: skip
         read_only_fields = fields
+
+    def get_reidentification_refused(self, cohort: Cohort) -> str | None:
+        return policy.cohort_refusal(cohort)

@@ -1,7 +1,14 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from sde.api import analysis_views, data_views, optout_views, project_views, views
+from sde.api import (
+    analysis_views,
+    data_views,
+    directcare_views,
+    optout_views,
+    project_views,
+    views,
+)
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -123,6 +130,40 @@ urlpatterns = [
         "v1/projects/<int:pk>/cohorts",
         analysis_views.Cohorts.as_view(),
         name="api-project-cohorts",
+    ),
+    # Direct care: clinicians' requests for lists, and their sign-offs (404 for everyone else)
+    path(
+        "v1/direct-care/cohorts", directcare_views.Cohorts.as_view(), name="api-direct-care-cohorts"
+    ),
+    path(
+        "v1/direct-care/requests",
+        directcare_views.Requests.as_view(),
+        name="api-direct-care-requests",
+    ),
+    path(
+        "v1/direct-care/requests/<int:pk>",
+        directcare_views.RequestDetail.as_view(),
+        name="api-direct-care-request",
+    ),
+    path(
+        "v1/direct-care/requests/<int:pk>/sign-off",
+        directcare_views.SignOff.as_view(),
+        name="api-direct-care-sign-off",
+    ),
+    path(
+        "v1/direct-care/requests/<int:pk>/withdraw",
+        directcare_views.Withdraw.as_view(),
+        name="api-direct-care-withdraw",
+    ),
+    path(
+        "v1/direct-care/requests/<int:pk>/list",
+        directcare_views.ListRows.as_view(),
+        name="api-direct-care-list",
+    ),
+    path(
+        "v1/direct-care/requests/<int:pk>/list.csv",
+        directcare_views.ListCsv.as_view(),
+        name="api-direct-care-list-csv",
     ),
     # Access requests and their review, and changes to live projects (access_requests app)
     path("v1/", include("access_requests.api_urls")),

@@ -131,7 +131,10 @@ class EventType(models.TextChoices):
     REID_REQUESTED = "directcare.reid_requested", "Re-identification requested"
     REID_APPROVED = "directcare.reid_approved", "Re-identification approved"
     REID_REJECTED = "directcare.reid_rejected", "Re-identification rejected"
+    REID_WITHDRAWN = "directcare.reid_withdrawn", "Re-identification request withdrawn"
     REID_PERFORMED = "directcare.reid_performed", "Re-identification performed"
+    REID_FAILED = "directcare.reid_failed", "Re-identification failed (no list made)"
+    REID_LIST_EXPIRED = "directcare.list_expired", "Re-identified list expired and deleted"
     REID_LIST_VIEWED = "directcare.list_viewed", "Re-identified list viewed"
     REID_LIST_DOWNLOADED = "directcare.list_downloaded", "Re-identified list downloaded"
     # Governance

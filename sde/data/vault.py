@@ -162,3 +162,29 @@ def reencrypt(
     return encrypt_identities(
         records[SYSTEM_PSEUDONYM], numbers, key=new_key, key_version=new_version
     )
+
+
+def seal(plaintext: bytes, *, key: bytes, key_version: int, label: str) -> bytes:
+    """``nonce || ciphertext+tag`` of ``plaintext`` under ``key``, bound to ``label`` (what
+    the blob is, for example a re-identified list's request) and the key version."""
+    cipher = _cipher(key)
+    _check_version(key_version)
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + cipher.encrypt(nonce, plaintext, f"{label}|v{key_version}".encode())
+
+
+def unseal(blob: bytes, *, key: bytes, key_version: int, label: str) -> bytes:
+    """The plaintext ``seal`` was given. ``VaultDecryptionError`` for a wrong key, label or
+    version, or a changed blob; nothing is returned then."""
+    cipher = _cipher(key)
+    _check_version(key_version)
+    if len(blob) < NONCE_BYTES + TAG_BYTES:
+        raise VaultDecryptionError("the sealed data is malformed")
+    try:
+        return cipher.decrypt(
+            blob[:NONCE_BYTES], blob[NONCE_BYTES:], f"{label}|v{key_version}".encode()
+        )
+    except InvalidTag:
+        raise VaultDecryptionError(
+            "the sealed data failed authentication (wrong key, or changed)"
+        ) from None

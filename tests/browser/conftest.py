@@ -19,6 +19,7 @@ from playwright.sync_api import (
     ConsoleMessage,
     Page,
     Response,
+    expect,
     sync_playwright,
 )
 
@@ -139,3 +140,27 @@ def new_tab(browser: Browser, live_server: object) -> Iterator[Callable[[], Tab]
     yield make
     for context in contexts:
         context.close()
+
+
+def audit_rows(tab: Tab, project: int, *, shot: str) -> list[tuple[str, str]]:
+    """The IG officer's search of the audit log for the project: (event, actor) of every
+    row over every page, oldest first."""
+    page = tab.page
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit log").click()
+    expect(page.locator("h1")).to_have_text("Audit log")
+    page.get_by_label("Project id").fill(str(project))
+    page.get_by_role("button", name="Search").click()
+    rows: list[tuple[str, str]] = []
+    while True:
+        expect(page.locator("table.audit-table")).to_be_visible()
+        expect(page.get_by_text("Tampered", exact=True)).to_have_count(0)
+        listed = page.locator("table.audit-table tbody tr").evaluate_all(
+            "rows => rows.map(r => [r.cells[2].innerText.trim(), r.cells[3].innerText.trim()])"
+        )
+        rows += [(event, actor) for event, actor in listed]
+        following = page.get_by_role("link", name="Next page")
+        if not following.count():
+            break
+        following.click()
+    tab.check(shot)
+    return rows[::-1]

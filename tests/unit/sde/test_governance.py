@@ -27,6 +27,7 @@ from sde.data import optout_changes, register, synth
 from sde.data.catalogue import register_standard_datasets
 from sde.data.extracts import ExtractScope, build_extract
 from sde.data.ingestion import request_ingest, run_ingest
+from sde.directcare import services as directcare
 from sde.exceptions import GovernedWriteRefused
 from sde.governance import GovernedModel, governed_writes
 from sde.identity import services
@@ -61,6 +62,8 @@ GOVERNED = {
     "sde.Job",
     "sde.JobOutput",
     "sde.Cohort",
+    "sde.ReidentificationRequest",
+    "sde.ReidentificationDecision",
     "sde.Project",
     "sde.ProjectMembership",
     "sde.ProjectField",
@@ -190,12 +193,13 @@ def _make_one_of_each(tiny_drop: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     script = jobs.save_script(project=project, name="s.py", content="print(1)", by=person)
     jobs.submit_job(project=project, by=person, on_dummy=True, script=script)
     cohort = jobs.submit_job(
-        project=project, by=person, on_dummy=True, analysis="cohort",
+        project=project, by=person, on_dummy=False, analysis="cohort",
         parameters={"index_date": today.isoformat(), "definition": {"sex": ["F"]}, "name": "F"},
     )  # fmt: skip
     outcome = jobs.run_job(job_id=cohort.pk)  # the sandbox is stood in for: see below
     assert outcome == "succeeded", Job.objects.get(pk=cohort.pk).failure
     _release_one(project, Job.objects.get(pk=cohort.pk), person)
+    _request_reidentification(Job.objects.get(pk=cohort.pk).cohort, admin, ig)
     request = access.create_request(by=person, organisation=organisation, title="T")
     access.add_attachment(
         request=request, by=person, kind="protocol",
@@ -209,6 +213,18 @@ def _make_one_of_each(tiny_drop: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sign_checkpoint(by=get_system_user())
     for model in GOVERNED_MODELS:
         assert model.objects.exists(), _label(model)
+
+
+def _request_reidentification(cohort: Any, admin: Any, ig: Any) -> None:
+    """A direct care request with one sign-off."""
+    practice = scenarios.organisation(Organisation.Kind.GP_PRACTICE)
+    clinician = scenarios.person(Role.CLINICIAN)
+    services.add_membership(user=clinician, organisation=practice, by=admin)
+    request = directcare.request_reidentification(
+        cohort=cohort, practice=practice, by=clinician,
+        reason="A structured review of these patients' medicines.",
+    )  # fmt: skip
+    directcare.sign_off(request=request, by=ig, role="ig", outcome="approve")
 
 
 def _release_one(project: Any, job: Job, author: Any) -> None:

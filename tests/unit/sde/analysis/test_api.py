@@ -556,7 +556,10 @@ def test_cohorts_show_their_size_and_provenance_never_their_people(
     assert body[1]["extract_id"] == adults.extract_id
     assert body[1]["definition"] == adults.parameters
     assert set(body[0]) == {"id", "name", "description", "definition", "size", "extract_id",
-                            "on_dummy", "job_id", "created_at"}  # fmt: skip
+                            "on_dummy", "job_id", "created_at",
+                            "reidentification_refused"}  # fmt: skip
+    # A research project's cohorts never lead back to people (ADR 0011).
+    assert body[1]["reidentification_refused"].startswith("it belongs to a research project")
     people = pq.read_table(data_root() / saved["adults"].path).column("person_id").to_pylist()
     assert people and not any(str(p) in response.content.decode() for p in people)
     detail = client.get(reverse("api-project-job", args=[project.pk, adults.pk])).json()

@@ -295,6 +295,21 @@ def test_the_people_tables_file_gone_fails_closed(approved, nhs_numbers):
     _assert_failed_closed(approved, nhs_numbers, "people|registration")
 
 
+def test_an_unexpected_error_fails_closed_naming_only_its_class(approved, nhs_numbers, monkeypatch):
+    """Whatever goes wrong ends the request (the sweep would otherwise send it again for
+    ever), and an unknown error's text, which could carry data, is not kept."""
+    secret = next(iter(nhs_numbers))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError(f"row {secret} is odd")
+
+    monkeypatch.setattr(services.reidentify, "cohort_members", broken)
+
+    services.perform(request=approved)
+
+    _assert_failed_closed(approved, nhs_numbers, r"could not be made \(RuntimeError\)")
+
+
 def test_a_people_table_changed_after_ingest_fails(approved, cohort, nhs_numbers):
     version = DatasetVersion.objects.get(dataset__source_table="patients")
     path = data_root() / version.path

@@ -355,7 +355,8 @@ def withdraw(*, request: ReleaseRequest, by: User) -> ReleaseRequest:
 # --- The checkers' side -----------------------------------------------------------------
 def start_review(*, request: ReleaseRequest, by: User) -> Review:
     """An independent checker takes the request for this round: two reviews per round,
-    and a third only to settle files the two disagree on. Event: outputs.review_started."""
+    and a third only to settle files the two disagree on. The round's first checker is
+    its assignee (a resubmission clears it). Event: outputs.review_started."""
     policy.check_review_release(by, request)
     with transaction.atomic(durable=True):
         locked = ReleaseRequest.objects.select_for_update().get(pk=request.pk)
@@ -371,6 +372,10 @@ def start_review(*, request: ReleaseRequest, by: User) -> Review:
             raise InvalidTransition("two checkers are already reviewing this round")
         with governed_writes(Review):
             review = Review.objects.create(request=locked, round=locked.round, reviewer=by)
+        if locked.assignee_id is None:  # the round's first checker leads it (the queue says)
+            locked.assignee = by
+            with governed_writes(ReleaseRequest):
+                locked.save(update_fields=["assignee"])
         record_event(event_type=EventType.REVIEW_STARTED, actor=by, target=locked,
                      project_id=locked.project_id,
                      data={"request_id": locked.pk, "round": locked.round,

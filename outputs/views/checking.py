@@ -93,9 +93,8 @@ def _can_start(release: ReleaseRequest, reviews: list[Review], mine: Review | No
 def _render_queue(request: HttpRequest, status: int = 200) -> HttpResponse:
     user = user_of(request)
     today = timezone.localdate()
-    page = Paginator(selectors.checker_queue(user).select_related("project"), 50).get_page(
-        request.GET.get("page")
-    )
+    queue = selectors.checker_queue(user).select_related("project", "assignee")
+    page = Paginator(queue, 50).get_page(request.GET.get("page"))
     entries = []
     for release in page:
         reviews = selectors.reviews_of_round(release)

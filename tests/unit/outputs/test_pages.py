@@ -273,8 +273,11 @@ def test_the_whole_way_from_a_job_to_a_downloaded_zip(world):
     first, second = (verified_client(c) for c in world.checkers[:2])
     queue = _text(first.get(reverse("output-queue")))
     assert "Blood pressure tables" in queue and "0 of 2" in queue and "Start review" in queue
+    assert "Not yet taken" in queue
     started = first.post(reverse("output-start-review", args=[request.pk]))
     assert started["Location"] == reverse("output-review", args=[request.pk])
+    taken = _text(second.get(reverse("output-queue")))
+    assert world.checkers[0].display_name in taken and "Not yet taken" not in taken
     before = mark()
     page = first.get(started["Location"])
     markup = _html(page)

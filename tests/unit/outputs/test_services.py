@@ -267,6 +267,20 @@ def test_the_same_checker_cannot_supply_both_reviews(releases):
     assert request.reviews.count() == 1
 
 
+def test_the_rounds_first_checker_is_its_assignee_until_a_resubmission(releases):
+    people, request = releases.people, releases.request("submitted")
+    assert fresh(request).assignee is None
+
+    services.start_review(request=request, by=people.first)
+    services.start_review(request=request, by=people.second)
+
+    assert fresh(request).assignee == people.first
+    returned = releases.request("returned")
+    assert fresh(returned).assignee is not None
+    resubmitted = services.submit(request=returned, by=people.author)
+    assert fresh(resubmitted).assignee is None
+
+
 def test_two_open_reviews_leave_no_room_for_a_third_checker(releases):
     people, request = releases.people, releases.request("submitted_open")
     services.start_review(request=request, by=people.first)

@@ -140,6 +140,28 @@ def _optout_cards(user: User) -> list[Card]:
     ]
 
 
+def _direct_care_cards(user: User) -> list[Card]:
+    from sde.directcare import selectors
+
+    url = reverse("direct-care")
+    cards = []
+    if policy.user_requests_reidentification(user):
+        mine = selectors.requests_for(user).filter(requested_by=user)
+        ready = sum(1 for request in mine.filter(status="ready") if selectors.list_is_open(request))
+        lines = [f"cohorts you can ask about for your practice's patients ({mine.count()} "
+                 "requests of yours so far)"]  # fmt: skip
+        if ready:
+            lines.append(f"{ready} list{'s' if ready != 1 else ''} ready to open.")
+        cards.append(Card("Direct care", selectors.cohorts_for(user).count(), lines,
+                          "Open direct care", url, "success" if ready else ""))  # fmt: skip
+    if policy.reidentification_sign_off_roles(user):
+        waiting = selectors.awaiting_sign_off(user).count()
+        cards.append(Card("Re-identification sign-offs", waiting,
+                          ["requests waiting for your sign-off"], "Open direct care", url,
+                          "warning" if waiting else ""))  # fmt: skip
+    return cards
+
+
 def dashboard_for(user: User) -> dict[str, object]:
     today = timezone.localdate()
     roles = sorted(current_roles(user), key=lambda r: r.label)
@@ -152,6 +174,7 @@ def dashboard_for(user: User) -> dict[str, object]:
         cards += _admin_cards()
     if policy.user_can_manage_datasets(user):
         cards += _custodian_cards()
+    cards += _direct_care_cards(user)
     accreditations = list(current_accreditations(user, on=today))
     return {
         "roles": [

@@ -73,7 +73,7 @@ DEMO_PEOPLE: list[tuple[str, str, str, list[Role], str, list[Accreditation.Kind]
         "Ana",
         "Lyst",
         [Role.RESEARCHER],
-        "icb",
+        "place_n",  # a Place's analyst: the ICB's IG officers can review her applications
         [Accreditation.Kind.SAFE_RESEARCHER, Accreditation.Kind.DATA_SECURITY],
     ),
     ("ig.officer", "Iggy", "Officer", [Role.IG_OFFICER], "icb", [Accreditation.Kind.DATA_SECURITY]),

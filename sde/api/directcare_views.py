@@ -16,7 +16,6 @@ from typing import Any
 
 from django.http import HttpResponse
 from django.urls import reverse
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -31,7 +30,7 @@ from sde.api import directcare_serializers as s
 from sde.api.analysis_views import FileRenderer
 from sde.directcare import selectors, services
 from sde.directcare.models import ReidentificationRequest
-from sde.exceptions import NotFound, PermissionDenied, ValidationError
+from sde.exceptions import NotFound, ValidationError
 from sde.identity.models import User
 
 CONFLICT = OpenApiResponse(description="The request is not in a state that allows this.")
@@ -50,16 +49,6 @@ def _body(serializer_class: type[Any], request: Request) -> dict[str, Any]:
     return body.validated_data  # type: ignore[no-any-return]
 
 
-def _may_open(user: User, reid: ReidentificationRequest) -> bool:
-    if reid.status != services.S.READY or not reid.expires_at or reid.expires_at <= timezone.now():
-        return False
-    try:
-        policy.check_obtain_reidentified_list(user, reid)
-    except (NotFound, PermissionDenied):
-        return False
-    return True
-
-
 def _you(user: User, reid: ReidentificationRequest) -> dict[str, Any]:
     """What the caller may do with the request (as the page offers it)."""
     sign_offs = []
@@ -69,7 +58,7 @@ def _you(user: User, reid: ReidentificationRequest) -> dict[str, Any]:
         sign_offs = [{"role": role, "conflict": conflict}
                      for role in policy.reidentification_sign_off_roles(user)
                      if role not in given]  # fmt: skip
-    may_open = _may_open(user, reid)
+    may_open = selectors.may_open_list(user, reid)
     return {
         "can_withdraw": reid.requested_by_id == user.pk and reid.status in services.OPEN,
         "sign_offs": sign_offs,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
 
 from sde import policy
 from sde.analysis.models import Cohort
@@ -57,3 +58,23 @@ def awaiting_sign_off(user: User) -> QuerySet[ReidentificationRequest]:
         .exclude(project__memberships__user=user)
         .order_by("created_at", "pk")
     )
+
+
+def list_is_open(request: ReidentificationRequest) -> bool:
+    """Made and not yet past its time."""
+    return bool(
+        request.status == ReidentificationRequest.Status.READY
+        and request.expires_at
+        and request.expires_at > timezone.now()
+    )
+
+
+def may_open_list(user: User, request: ReidentificationRequest) -> bool:
+    """Whether the page and the API offer this person the list (the service decides)."""
+    if not list_is_open(request):
+        return False
+    try:
+        policy.check_obtain_reidentified_list(user, request)
+    except NotFound:
+        return False
+    return True

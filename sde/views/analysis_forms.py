@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
+from typing import Any, Final
 
 from django import forms
 from django.utils import timezone
@@ -51,9 +51,16 @@ def _field(parameter: Parameter, saved: list[tuple[int, str]], day: date) -> for
                                       coerce=lambda v: v == "true", **common)  # fmt: skip
     if parameter.kind == "cohort":
         return forms.CharField(widget=forms.Textarea(attrs={"rows": 6, "class": "code"}),
-                               help_text="A cohort definition in JSON, or start from a pilot "
-                               "cohort below.", label=parameter.label)  # fmt: skip
+                               help_text=COHORT_HELP, label=parameter.label)  # fmt: skip
     return forms.CharField(max_length=120, **common)
+
+
+COHORT_HELP: Final = (
+    'A cohort definition in JSON, for example {"all": [{"age": {"min": 18}}, {"has": '
+    '"hypertension"}]}: combine with "all", "any" and "not"; choose people by '
+    + ", ".join(f'"{key}"' for key in cohorts.LEAVES)
+    + ' ("has" names a codelist). Or start from a pilot cohort below.'
+)
 
 
 class AnalysisForm(forms.Form):

@@ -24,7 +24,6 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 
 from sde import policy
 from sde.analysis.models import Cohort
@@ -211,8 +210,7 @@ def _render_detail(
     user = _user(request)
     mine = reid.requested_by_id == user.pk
     scope = reid.project.scope or {}
-    now = timezone.now()
-    open_list = reid.status == S.READY and bool(reid.expires_at and reid.expires_at > now)
+    open_list = selectors.list_is_open(reid)
     context = {
         **_row(reid, user),
         "project": reid.project,
@@ -220,11 +218,14 @@ def _render_detail(
         "purpose": purpose_text(str(scope.get("purpose") or "")),
         "legal_basis": legal_basis_text(str(scope.get("legal_basis") or "")),
         "decisions": list(reid.decisions.all()),
+        "missing_sign_offs": [
+            label for role, label in R.choices if role not in {d.role for d in reid.decisions.all()}
+        ],
         "mine": mine,
         "can_withdraw": mine and reid.status in services.OPEN,
         "sign_offs": _sign_offs(user, reid, bound or {}),
         "open_list": open_list,
-        "may_open": open_list and _allowed(policy.check_obtain_reidentified_list, user, reid),
+        "may_open": selectors.may_open_list(user, reid),
         "field_names": [services.LIST_COLUMNS.get(f, f) for f in reid.fields],
     }
     return render(request, "directcare/request.html", context, status=status)

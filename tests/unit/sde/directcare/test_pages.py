@@ -308,3 +308,28 @@ def test_an_expired_list_is_gone_from_its_page_and_its_file_deleted(
     assert ReidentificationRequest.objects.get(pk=ready.pk).status == S.EXPIRED
     assert "The list expired and was deleted." in detail.content.decode()
     assert 'id="open-list"' not in detail.content.decode()
+
+
+def test_the_dashboard_points_clinicians_and_signers_to_direct_care(
+    cohort, practice, clinician, ig, caldicott, member
+):
+    def card(user: User) -> str:
+        page = html.unescape(verified_client(user).get(reverse("dashboard")).content.decode())
+        return page[page.find("Direct care") :] if "Direct care" in page else ""
+
+    assert "cohorts you can ask about" in card(clinician)
+    assert "waiting for your sign-off" in card(ig) and "waiting for your sign-off" in card(
+        caldicott
+    )
+    assert card(member) == ""  # no nav link and no card for anyone else
+    request = services.request_reidentification(cohort=cohort, practice=practice, reason=REASON,
+                                                by=clinician)  # fmt: skip
+    services.sign_off(request=request, by=ig, role="ig", outcome="approve")
+
+    page = html.unescape(verified_client(clinician).get(
+        reverse("direct-care-request", args=[request.pk])).content.decode())  # fmt: skip
+
+    assert "The Caldicott Guardian's sign-off is still needed" in page
+    services.perform(request=services.sign_off(request=request, by=caldicott, role="caldicott",
+                                               outcome="approve"))  # fmt: skip
+    assert "1 list ready to open." in card(clinician)

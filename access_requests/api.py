@@ -26,18 +26,15 @@ from access_requests import api_serializers as s
 from access_requests import selectors, services
 from access_requests.models import AccessRequest, Attachment
 from sde import policy
+from sde.api.common import user_of
 from sde.exceptions import ValidationError
 from sde.identity.models import User
 from sde.projects import selectors as project_selectors
 
 
-def _user(request: Request) -> User:
-    return request.user  # type: ignore[return-value]
-
-
 def _detail(request: Request, access_request: AccessRequest, code: int = 200) -> Response:
     data = s.AccessRequestDetailSerializer(
-        access_request, context={"request": request, "user": _user(request)}
+        access_request, context={"request": request, "user": user_of(request)}
     ).data
     headers = {}
     if code == status.HTTP_201_CREATED:
@@ -46,7 +43,7 @@ def _detail(request: Request, access_request: AccessRequest, code: int = 200) ->
 
 
 def _body(serializer_class: type[Any], request: Request) -> dict[str, Any]:
-    body = serializer_class(data=request.data, context={"user": _user(request)})
+    body = serializer_class(data=request.data, context={"user": user_of(request)})
     body.is_valid(raise_exception=True)
     return body.validated_data  # type: ignore[no-any-return]
 
@@ -78,7 +75,7 @@ class AccessRequestList(generics.ListAPIView):
     def post(self, request: Request) -> Response:
         policy.check_apply_for_access(request.user)
         body = _body(s.AccessRequestCreateSerializer, request)
-        created = services.create_request(by=_user(request), **body)
+        created = services.create_request(by=user_of(request), **body)
         return _detail(request, created, status.HTTP_201_CREATED)
 
 
@@ -100,7 +97,7 @@ class AccessRequestDetail(APIView):
         access_request = services.get_request(request.user, pk)
         policy.check_applicant(request.user, access_request)
         body = _body(s.AnswersUpdateSerializer, request)
-        saved, _ = services.save_answers(request=access_request, by=_user(request), **body)
+        saved, _ = services.save_answers(request=access_request, by=user_of(request), **body)
         return _detail(request, saved)
 
 
@@ -109,7 +106,7 @@ class _ApplicantAction(APIView):
     def post(self, request: Request, pk: int) -> Response:
         access_request = services.get_request(request.user, pk)
         policy.check_applicant(request.user, access_request)
-        return _detail(request, self.act(access_request, _user(request)))
+        return _detail(request, self.act(access_request, user_of(request)))
 
     def act(self, access_request: AccessRequest, user: User) -> AccessRequest:
         raise NotImplementedError
@@ -145,7 +142,7 @@ class Comments(APIView):
     def post(self, request: Request, pk: int) -> Response:
         access_request = services.get_request(request.user, pk)
         body = _body(s.CommentCreateSerializer, request)
-        comment = services.add_comment(request=access_request, by=_user(request), **body)
+        comment = services.add_comment(request=access_request, by=user_of(request), **body)
         return Response(s.CommentSerializer(comment).data, status=status.HTTP_201_CREATED)
 
 
@@ -176,7 +173,7 @@ class Attachments(APIView):
         policy.check_applicant(request.user, access_request)
         body = _body(s.AttachmentUploadSerializer, request)
         attachment = services.add_attachment(
-            request=access_request, by=_user(request), upload=body["file"], kind=body["kind"]
+            request=access_request, by=user_of(request), upload=body["file"], kind=body["kind"]
         )
         return Response(s.AttachmentSerializer(attachment).data, status=status.HTTP_201_CREATED)
 
@@ -203,7 +200,7 @@ class AttachmentDownload(APIView):
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request: Request, pk: int, attachment_pk: int) -> FileResponse:
         attachment = _attachment(request, pk, attachment_pk)
-        handle = services.open_attachment(attachment=attachment, by=_user(request))
+        handle = services.open_attachment(attachment=attachment, by=user_of(request))
         return FileResponse(
             handle,
             as_attachment=True,
@@ -221,9 +218,9 @@ class AttachmentRedact(APIView):
     @extend_schema(request=s.RedactionSerializer, responses=s.AttachmentSerializer)
     def post(self, request: Request, pk: int, attachment_pk: int) -> Response:
         attachment = _attachment(request, pk, attachment_pk)
-        services.check_reviewer(_user(request), attachment.request)  # before reading any file
+        services.check_reviewer(user_of(request), attachment.request)  # before reading any file
         body = _body(s.RedactionSerializer, request)
-        redacted = services.redact_attachment(attachment=attachment, by=_user(request), **body)
+        redacted = services.redact_attachment(attachment=attachment, by=user_of(request), **body)
         return Response(s.AttachmentSerializer(redacted).data)
 
 
@@ -245,8 +242,8 @@ class StartReview(APIView):
     @extend_schema(request=None, responses=s.AccessRequestDetailSerializer)
     def post(self, request: Request, pk: int) -> Response:
         access_request = services.get_request(request.user, pk)
-        services.check_reviewer(_user(request), access_request)
-        return _detail(request, services.start_review(request=access_request, by=_user(request)))
+        services.check_reviewer(user_of(request), access_request)
+        return _detail(request, services.start_review(request=access_request, by=user_of(request)))
 
 
 class Approve(APIView):
@@ -257,9 +254,9 @@ class Approve(APIView):
     @extend_schema(request=s.ApprovalTermsSerializer, responses=s.AccessRequestDetailSerializer)
     def post(self, request: Request, pk: int) -> Response:
         access_request = services.get_request(request.user, pk)
-        services.check_reviewer(_user(request), access_request)
+        services.check_reviewer(user_of(request), access_request)
         body = _body(s.ApprovalTermsSerializer, request)
-        approved = services.approve(request=access_request, by=_user(request), **body)
+        approved = services.approve(request=access_request, by=user_of(request), **body)
         return _detail(request, approved)
 
 
@@ -267,9 +264,9 @@ class _Decision(APIView):
     @extend_schema(request=s.ReviewReasonSerializer, responses=s.AccessRequestDetailSerializer)
     def post(self, request: Request, pk: int) -> Response:
         access_request = services.get_request(request.user, pk)
-        services.check_reviewer(_user(request), access_request)
+        services.check_reviewer(user_of(request), access_request)
         body = _body(s.ReviewReasonSerializer, request)
-        return _detail(request, self.decide(access_request, _user(request), body["reason"]))
+        return _detail(request, self.decide(access_request, user_of(request), body["reason"]))
 
     def decide(self, access_request: AccessRequest, user: User, reason: str) -> AccessRequest:
         raise NotImplementedError
@@ -295,9 +292,9 @@ class Assign(APIView):
     @extend_schema(request=s.AssignmentSerializer, responses=s.AccessRequestDetailSerializer)
     def post(self, request: Request, pk: int) -> Response:
         access_request = services.get_request(request.user, pk)
-        services.check_reviewer(_user(request), access_request)
+        services.check_reviewer(user_of(request), access_request)
         body = _body(s.AssignmentSerializer, request)
-        assigned = services.assign(request=access_request, by=_user(request), **body)
+        assigned = services.assign(request=access_request, by=user_of(request), **body)
         return _detail(request, assigned)
 
 
@@ -313,7 +310,7 @@ class SignOff(APIView):
             conflict=services.conflict_of(request.user, access_request),
         )
         body = _body(s.SignOffSerializer, request)
-        signed = services.sign_off(request=access_request, by=_user(request), **body)
+        signed = services.sign_off(request=access_request, by=user_of(request), **body)
         return _detail(request, signed)
 
 
@@ -329,5 +326,5 @@ class ProjectChange(APIView):
         project = project_selectors.project_for(request.user, pk)
         policy.check_apply_for_access(request.user)
         body = _body(s.ChangeStartSerializer, request)
-        change = services.start_change(project=project, by=_user(request), **body)
+        change = services.start_change(project=project, by=user_of(request), **body)
         return _detail(request, change, status.HTTP_201_CREATED)

@@ -36,22 +36,13 @@ from outputs.models import ReleaseFile, ReleaseRequest, Review
 from sde import policy
 from sde.analysis import selectors as analysis_selectors
 from sde.api.analysis_views import FILE_RESPONSE, FILE_TYPES, FileRenderer
+from sde.api.common import user_of, validated
 from sde.exceptions import NotFound, PermissionDenied, ValidationError
 from sde.identity.models import User
 from sde.projects import selectors as project_selectors
 from sde.projects.models import Project
 
 CONFLICT = OpenApiResponse(description="The request is not in a state that allows this.")
-
-
-def _user(request: Request) -> User:
-    return request.user  # type: ignore[return-value]
-
-
-def _body(serializer_class: type[Any], request: Request) -> dict[str, Any]:
-    body = serializer_class(data=request.data)
-    body.is_valid(raise_exception=True)
-    return body.validated_data  # type: ignore[no-any-return]
 
 
 def _may(check: Callable[..., None], *args: Any, **kwargs: Any) -> bool:
@@ -88,7 +79,7 @@ def _review_state(user: User, release: ReleaseRequest) -> dict[str, Any] | None:
 
 
 def _detail(request: Request, release: ReleaseRequest, code: int = 200) -> Response:
-    user = _user(request)
+    user = user_of(request)
     fresh = selectors.get_request(user, release.pk)  # re-read: a service may have moved it
     data = s.ReleaseRequestDetailSerializer(fresh, context=_context(user, fresh)).data
     headers = {}
@@ -99,7 +90,7 @@ def _detail(request: Request, release: ReleaseRequest, code: int = 200) -> Respo
 
 def _file_data(request: Request, file: ReleaseFile) -> dict[str, Any]:
     release = file.request
-    context = _context(_user(request), release)
+    context = _context(user_of(request), release)
     return s.ReleaseFileSerializer(file, context=context).data  # type: ignore[no-any-return]
 
 
@@ -174,8 +165,8 @@ class ProjectReleases(generics.ListAPIView):
     )
     def post(self, request: Request, pk: int) -> Response:
         policy.check_request_release(request.user, self.project, today=_today())
-        body = _body(s.ReleaseCreateSerializer, request)
-        created = services.create_request(project=self.project, by=_user(request), **body)
+        body = validated(s.ReleaseCreateSerializer, request)
+        created = services.create_request(project=self.project, by=user_of(request), **body)
         return _detail(request, created, status.HTTP_201_CREATED)
 
 
@@ -191,7 +182,7 @@ class ReleaseDetail(ReleaseScoped):
 class _AuthorAction(ReleaseScoped):
     @extend_schema(request=None, responses={200: s.ReleaseRequestDetailSerializer, 409: CONFLICT})
     def post(self, request: Request, pk: int) -> Response:
-        return _detail(request, self.act(self.release, _user(request)))
+        return _detail(request, self.act(self.release, user_of(request)))
 
     def act(self, release: ReleaseRequest, user: User) -> ReleaseRequest:
         raise NotImplementedError
@@ -221,8 +212,8 @@ class Revoke(ReleaseScoped):
     )
     def post(self, request: Request, pk: int) -> Response:
         policy.check_revoke_release(request.user, self.release)
-        body = _body(s.RevokeSerializer, request)
-        revoked = services.revoke(request=self.release, by=_user(request), **body)
+        body = validated(s.RevokeSerializer, request)
+        revoked = services.revoke(request=self.release, by=user_of(request), **body)
         return _detail(request, revoked)
 
 
@@ -236,9 +227,9 @@ class Files(ReleaseScoped):
         request=s.FileAddSerializer, responses={201: s.ReleaseFileSerializer, 409: CONFLICT}
     )
     def post(self, request: Request, pk: int) -> Response:
-        user = _user(request)
+        user = user_of(request)
         policy.check_release_author(user, self.release, today=_today())
-        body = _body(s.FileAddSerializer, request)
+        body = validated(s.FileAddSerializer, request)
         job = analysis_selectors.job_for(user, self.release.project, body["job_id"])
         output = None
         if body["output_id"] != s.LOG:
@@ -263,7 +254,7 @@ class FileDetail(ReleaseScoped):
 
     @extend_schema(responses={204: None, 409: CONFLICT})
     def delete(self, request: Request, pk: int, file_id: int) -> Response:
-        services.remove_file(file=self.file(file_id), by=_user(request))
+        services.remove_file(file=self.file(file_id), by=user_of(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -277,10 +268,10 @@ class Exceptions(ReleaseScoped):
                    409: CONFLICT},
     )  # fmt: skip
     def post(self, request: Request, pk: int, file_id: int) -> Response:
-        user = _user(request)
+        user = user_of(request)
         file = self.file(file_id)
         policy.check_release_author(user, self.release, today=_today())
-        body = _body(s.ExceptionCreateSerializer, request)
+        body = validated(s.ExceptionCreateSerializer, request)
         replaced = file.exceptions.filter(rule=body["rule"]).exists()
         made = services.request_exception(file=file, by=user, **body)
         code = status.HTTP_200_OK if replaced else status.HTTP_201_CREATED
@@ -311,7 +302,7 @@ class Download(_Bytes):
     @extend_schema(responses=FILE_RESPONSE)
     def get(self, request: Request, pk: int, file_id: int) -> HttpResponse:
         file = self.file(file_id)
-        data = services.open_released(file=file, by=_user(request))
+        data = services.open_released(file=file, by=user_of(request))
         response = _bytes_response(file, data)
         response["X-Content-SHA256"] = file.sha256
         return response
@@ -325,7 +316,7 @@ class DownloadAll(_Bytes):
     @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
     def get(self, request: Request, pk: int) -> HttpResponse:
         release = self.release
-        data = services.released_archive(request=release, by=_user(request))
+        data = services.released_archive(request=release, by=user_of(request))
         response = HttpResponse(data, content_type="application/zip")
         response["Content-Disposition"] = f'attachment; filename="release-{release.pk}.zip"'
         response["X-Content-Type-Options"] = "nosniff"
@@ -339,7 +330,7 @@ class Content(_Bytes):
     @extend_schema(responses=FILE_RESPONSE)
     def get(self, request: Request, pk: int, file_id: int) -> HttpResponse:
         file = self.file(file_id)
-        data, unchanged = services.open_for_review(file=file, by=_user(request))
+        data, unchanged = services.open_for_review(file=file, by=user_of(request))
         response = _bytes_response(file, data)
         response["X-Unchanged-Since-Checked"] = "true" if unchanged else "false"
         return response
@@ -367,7 +358,7 @@ class Queue(APIView):
 
     @extend_schema(responses=s.OutputQueueEntrySerializer(many=True))
     def get(self, request: Request) -> Response:
-        user = _user(request)
+        user = user_of(request)
         if not policy.user_checks_outputs(user):
             raise NotFound("no such page")
         entries = []
@@ -390,7 +381,7 @@ class StartReview(ReleaseScoped):
         responses={200: s.ReviewSerializer, 201: s.ReviewSerializer, 409: CONFLICT},
     )
     def post(self, request: Request, pk: int) -> Response:
-        user = _user(request)
+        user = user_of(request)
         policy.check_review_release(user, self.release)
         had = any(r.reviewer_id == user.pk for r in selectors.reviews_of_round(self.release))
         review = services.start_review(request=self.release, by=user)
@@ -437,10 +428,10 @@ class Decision(ReviewScoped):
         request=s.DecisionBodySerializer, responses={200: s.FileDecisionSerializer, 409: CONFLICT}
     )
     def post(self, request: Request, pk: int, file_id: int) -> Response:
-        user = _user(request)
+        user = user_of(request)
         policy.check_review_release(user, self.review.request)
         file = selectors.get_file(user, self.review.request, file_id)
-        body = _body(s.DecisionBodySerializer, request)
+        body = validated(s.DecisionBodySerializer, request)
         made = services.decide_file(review=self.review, file=file, by=user, **body)
         return Response(s.FileDecisionSerializer(made).data)
 
@@ -451,5 +442,5 @@ class ReviewSubmit(ReviewScoped):
 
     @extend_schema(request=None, responses={200: s.ReleaseRequestDetailSerializer, 409: CONFLICT})
     def post(self, request: Request, pk: int) -> Response:
-        settled = services.submit_review(review=self.review, by=_user(request))
+        settled = services.submit_review(review=self.review, by=user_of(request))
         return _detail(request, settled)

@@ -20,8 +20,7 @@ from rest_framework import serializers
 from outputs import selectors
 from outputs.models import ExceptionRequest, FileDecision, ReleaseFile, ReleaseRequest, Review
 from sde import policy
-from sde.api.serializers import PersonRefSerializer, choice_field
-from sde.projects.models import Project
+from sde.api.serializers import PersonRefSerializer, ProjectPurposeSerializer, choice_field
 
 CHECK_STATUSES = ["pass", "review", "fail"]
 LOG = "log"
@@ -36,23 +35,9 @@ ReasonField = choice_field("ExceptionReasonEnum", ExceptionRequest.Reason.choice
 
 
 # --- Requests ---------------------------------------------------------------------------
-class ReleaseProjectSerializer(serializers.ModelSerializer):
+class ReleaseProjectSerializer(ProjectPurposeSerializer):
     """The project a request is from, with what the checkers weigh the outputs against:
     the approved purpose and legal basis."""
-
-    purpose = serializers.SerializerMethodField()
-    legal_basis = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Project
-        fields = ["id", "title", "purpose", "legal_basis"]
-        read_only_fields = fields
-
-    def get_purpose(self, project: Project) -> str:
-        return str((project.scope or {}).get("purpose", ""))
-
-    def get_legal_basis(self, project: Project) -> str:
-        return str((project.scope or {}).get("legal_basis", ""))
 
 
 class ReleaseRequestSerializer(serializers.ModelSerializer):

@@ -28,8 +28,8 @@ from rest_framework.views import APIView
 from sde.analysis import analyses, selectors, services
 from sde.analysis.models import Cohort, Job, Script
 from sde.api import analysis_serializers as s
+from sde.api.common import user_of, validated
 from sde.exceptions import NotFound, ValidationError
-from sde.identity.models import User
 from sde.projects import selectors as project_selectors
 from sde.projects.models import Project
 
@@ -37,16 +37,6 @@ from sde.projects.models import Project
 FILE_TYPES = {".png": "image/png", ".csv": "text/csv; charset=utf-8",
               ".json": "application/json", ".txt": "text/plain; charset=utf-8"}  # fmt: skip
 FILE_RESPONSE = {(200, "application/octet-stream"): OpenApiTypes.BINARY}
-
-
-def _user(request: Request) -> User:
-    return request.user  # type: ignore[return-value]
-
-
-def _body(serializer_class: type[Any], request: Request) -> dict[str, Any]:
-    body = serializer_class(data=request.data)
-    body.is_valid(raise_exception=True)
-    return body.validated_data  # type: ignore[no-any-return]
 
 
 def _job_response(job: Job, *, created: bool = False) -> Response:
@@ -124,14 +114,14 @@ class Jobs(ProjectScoped, generics.ListAPIView):
 
     @extend_schema(request=s.JobSubmitSerializer, responses={201: s.JobDetailSerializer})
     def post(self, request: Request, pk: int) -> Response:
-        body = _body(s.JobSubmitSerializer, request)
+        body = validated(s.JobSubmitSerializer, request)
         script = None
         if "script_id" in body:
             script = selectors.scripts_of(self.project).filter(pk=body["script_id"]).first()
             if script is None:
                 raise NotFound("no such script")
         job = services.submit_job(
-            project=self.project, by=_user(request), on_dummy=body["on_dummy"],
+            project=self.project, by=user_of(request), on_dummy=body["on_dummy"],
             analysis=body.get("analysis", ""), parameters=body.get("parameters"), script=script,
         )  # fmt: skip
         return _job_response(job, created=True)
@@ -152,7 +142,7 @@ class JobCancel(ProjectScoped):
 
     @extend_schema(request=None, responses=s.JobDetailSerializer)
     def post(self, request: Request, pk: int, job_id: int) -> Response:
-        return _job_response(services.cancel_job(job=self.job(job_id), by=_user(request)))
+        return _job_response(services.cancel_job(job=self.job(job_id), by=user_of(request)))
 
 
 class JobRerun(ProjectScoped):
@@ -160,7 +150,7 @@ class JobRerun(ProjectScoped):
 
     @extend_schema(request=None, responses={201: s.JobDetailSerializer})
     def post(self, request: Request, pk: int, job_id: int) -> Response:
-        rerun = services.rerun_job(job=self.job(job_id), by=_user(request))
+        rerun = services.rerun_job(job=self.job(job_id), by=user_of(request))
         return _job_response(rerun, created=True)
 
 
@@ -173,7 +163,7 @@ class JobLog(ProjectScoped):
     @extend_schema(responses=FILE_RESPONSE)
     def get(self, request: Request, pk: int, job_id: int) -> FileResponse:
         job = self.job(job_id)
-        return _file(services.open_job_file(job=job, by=_user(request)))
+        return _file(services.open_job_file(job=job, by=user_of(request)))
 
 
 class JobOutputFile(ProjectScoped):
@@ -186,7 +176,7 @@ class JobOutputFile(ProjectScoped):
     def get(self, request: Request, pk: int, job_id: int, output_id: int) -> FileResponse:
         job = self.job(job_id)
         output = selectors.output_for(job, output_id)
-        return _file(services.open_job_file(job=job, by=_user(request), output=output))
+        return _file(services.open_job_file(job=job, by=user_of(request), output=output))
 
 
 # --- Scripts and cohorts ----------------------------------------------------------------------
@@ -204,11 +194,11 @@ class Scripts(ProjectScoped, generics.ListAPIView):
         request=s.ScriptSaveSerializer, responses={200: s.ScriptSerializer, 201: s.ScriptSerializer}
     )
     def post(self, request: Request, pk: int) -> Response:
-        body = _body(s.ScriptSaveSerializer, request)
+        body = validated(s.ScriptSaveSerializer, request)
         # A version is its content's hash; say whether this one is new.
         digest = hashlib.sha256(body["content"].encode()).hexdigest()
         known = selectors.scripts_of(self.project).filter(sha256=digest).exists()
-        script = services.save_script(project=self.project, by=_user(request), **body)
+        script = services.save_script(project=self.project, by=user_of(request), **body)
         code = status.HTTP_200_OK if known else status.HTTP_201_CREATED
         return Response(s.ScriptSerializer(script).data, status=code)
 

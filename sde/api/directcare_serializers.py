@@ -18,7 +18,7 @@ from rest_framework import serializers
 from sde.analysis.models import Cohort
 from sde.api.analysis_serializers import CohortSizeField
 from sde.api.fields import SuppressedCountField
-from sde.api.serializers import PersonRefSerializer, choice_field
+from sde.api.serializers import PersonRefSerializer, ProjectPurposeSerializer, choice_field
 from sde.directcare import services
 from sde.directcare.models import ReidentificationDecision, ReidentificationRequest
 from sde.directcare.reidentify import DEMOGRAPHICS
@@ -44,20 +44,8 @@ class ListFieldName(serializers.CharField):
 
 
 # --- Cohorts --------------------------------------------------------------------------------
-class ReidentificationProjectSerializer(serializers.ModelSerializer):
-    purpose = serializers.SerializerMethodField()
-    legal_basis = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Project
-        fields = ["id", "title", "purpose", "legal_basis"]
-        read_only_fields = fields
-
-    def get_purpose(self, project: Project) -> str:
-        return str((project.scope or {}).get("purpose") or "")
-
-    def get_legal_basis(self, project: Project) -> str:
-        return str((project.scope or {}).get("legal_basis") or "")
+class ReidentificationProjectSerializer(ProjectPurposeSerializer):
+    """The project that found a cohort."""
 
 
 class ReidentifiableCohortSerializer(serializers.ModelSerializer):

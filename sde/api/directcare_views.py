@@ -28,6 +28,7 @@ from sde import policy
 from sde.analysis.models import Cohort
 from sde.api import directcare_serializers as s
 from sde.api.analysis_views import FileRenderer
+from sde.api.common import user_of, validated
 from sde.directcare import selectors, services
 from sde.directcare.models import ReidentificationRequest
 from sde.exceptions import NotFound, ValidationError
@@ -37,16 +38,6 @@ CONFLICT = OpenApiResponse(description="The request is not in a state that allow
 CSV_RESPONSE = {(200, "text/csv"): OpenApiTypes.BINARY}
 NO_STORE = {"Cache-Control": "no-store"}
 STATUS_PARAMETER = OpenApiParameter("status", str, enum=ReidentificationRequest.Status.values)
-
-
-def _user(request: Request) -> User:
-    return request.user  # type: ignore[return-value]
-
-
-def _body(serializer_class: type[Any], request: Request) -> dict[str, Any]:
-    body = serializer_class(data=request.data)
-    body.is_valid(raise_exception=True)
-    return body.validated_data  # type: ignore[no-any-return]
 
 
 def _you(user: User, reid: ReidentificationRequest) -> dict[str, Any]:
@@ -68,7 +59,7 @@ def _you(user: User, reid: ReidentificationRequest) -> dict[str, Any]:
 
 
 def _detail(request: Request, reid: ReidentificationRequest, code: int = 200) -> Response:
-    user = _user(request)
+    user = user_of(request)
     fresh = selectors.request_for(user, reid.pk)  # re-read: a service may have moved it
     data = s.ReidentificationRequestDetailSerializer(fresh, context={"you": _you(user, fresh)}).data
     headers = {}
@@ -99,7 +90,7 @@ class RequestScoped(DirectCareView):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
-        self.reid = selectors.request_for(_user(request), kwargs["pk"])
+        self.reid = selectors.request_for(user_of(request), kwargs["pk"])
 
 
 # --- Cohorts and requests ---------------------------------------------------------------
@@ -112,7 +103,7 @@ class Cohorts(DirectCareView, generics.ListAPIView):
     queryset = Cohort.objects.none()  # the schema's model; the cohorts are the caller's
 
     def get_queryset(self) -> Any:
-        return selectors.cohorts_for(_user(self.request))
+        return selectors.cohorts_for(user_of(self.request))
 
 
 class Requests(DirectCareView, generics.ListAPIView):
@@ -123,7 +114,7 @@ class Requests(DirectCareView, generics.ListAPIView):
     queryset = ReidentificationRequest.objects.none()  # the schema's model
 
     def get_queryset(self) -> Any:
-        requests = selectors.requests_for(_user(self.request))
+        requests = selectors.requests_for(user_of(self.request))
         wanted = self.request.query_params.get("status", "")
         if not wanted:
             return requests
@@ -140,8 +131,8 @@ class Requests(DirectCareView, generics.ListAPIView):
         responses={201: s.ReidentificationRequestDetailSerializer},
     )
     def post(self, request: Request) -> Response:
-        user = _user(request)
-        body = _body(s.ReidentificationCreateSerializer, request)
+        user = user_of(request)
+        body = validated(s.ReidentificationCreateSerializer, request)
         cohort = selectors.cohort_for(user, body["cohort_id"])
         practices = policy.practices_for(user)
         if "practice_id" in body:
@@ -174,8 +165,8 @@ class SignOff(RequestScoped):
         responses={200: s.ReidentificationRequestDetailSerializer, 409: CONFLICT},
     )
     def post(self, request: Request, pk: int) -> Response:
-        body = _body(s.ReidentificationSignOffSerializer, request)
-        signed = services.sign_off(request=self.reid, by=_user(request), **body)
+        body = validated(s.ReidentificationSignOffSerializer, request)
+        signed = services.sign_off(request=self.reid, by=user_of(request), **body)
         return _detail(request, signed)
 
 
@@ -186,7 +177,7 @@ class Withdraw(RequestScoped):
         request=None, responses={200: s.ReidentificationRequestDetailSerializer, 409: CONFLICT}
     )
     def post(self, request: Request, pk: int) -> Response:
-        return _detail(request, services.withdraw(request=self.reid, by=_user(request)))
+        return _detail(request, services.withdraw(request=self.reid, by=user_of(request)))
 
 
 # --- The list ---------------------------------------------------------------------------
@@ -196,7 +187,7 @@ class ListRows(RequestScoped):
 
     @extend_schema(responses=s.ReidentifiedListSerializer)
     def get(self, request: Request, pk: int) -> Response:
-        listing = services.view_list(request=self.reid, by=_user(request))  # re-reads the request
+        listing = services.view_list(request=self.reid, by=user_of(request))  # re-reads the request
         present = listing.astype(object).where(listing.notna(), None)
         data = {
             "id": self.reid.pk,
@@ -216,7 +207,7 @@ class ListCsv(RequestScoped):
 
     @extend_schema(responses=CSV_RESPONSE)
     def get(self, request: Request, pk: int) -> HttpResponse:
-        content = services.download_list(request=self.reid, by=_user(request))
+        content = services.download_list(request=self.reid, by=user_of(request))
         response = HttpResponse(content, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="direct-care-list-{pk}.csv"'
         response["X-Content-Type-Options"] = "nosniff"

@@ -18,14 +18,10 @@ from rest_framework.views import APIView
 
 from sde import policy
 from sde.api import project_serializers as s
+from sde.api.common import user_of
 from sde.exceptions import ValidationError
-from sde.identity.models import User
 from sde.projects import selectors, services
 from sde.projects.models import Project
-
-
-def _user(request: Request) -> User:
-    return request.user  # type: ignore[return-value]
 
 
 def _project(request: Request, pk: int) -> Project:
@@ -40,14 +36,14 @@ def _managed(request: Request, pk: int) -> Project:
 
 
 def _body(serializer_class: type[Any], request: Request) -> dict[str, Any]:
-    body = serializer_class(data=request.data, context={"user": _user(request)})
+    body = serializer_class(data=request.data, context={"user": user_of(request)})
     body.is_valid(raise_exception=True)
     return body.validated_data  # type: ignore[no-any-return]
 
 
 def _detail(request: Request, project: Project) -> Response:
     fresh = _project(request, project.pk)
-    return Response(s.ProjectDetailSerializer(fresh, context={"user": _user(request)}).data)
+    return Response(s.ProjectDetailSerializer(fresh, context={"user": user_of(request)}).data)
 
 
 class ProjectList(generics.ListAPIView):
@@ -83,7 +79,7 @@ class Suspend(APIView):
     def post(self, request: Request, pk: int) -> Response:
         project = _managed(request, pk)
         body = _body(s.ProjectReasonSerializer, request)
-        services.suspend_project(project=project, by=_user(request), **body)
+        services.suspend_project(project=project, by=user_of(request), **body)
         return _detail(request, project)
 
 
@@ -93,7 +89,7 @@ class Resume(APIView):
     @extend_schema(request=None, responses=s.ProjectDetailSerializer)
     def post(self, request: Request, pk: int) -> Response:
         project = _managed(request, pk)
-        services.resume_project(project=project, by=_user(request))
+        services.resume_project(project=project, by=user_of(request))
         return _detail(request, project)
 
 
@@ -104,7 +100,7 @@ class Revoke(APIView):
     def post(self, request: Request, pk: int) -> Response:
         project = _managed(request, pk)
         body = _body(s.ProjectReasonSerializer, request)
-        services.revoke_project(project=project, by=_user(request), **body)
+        services.revoke_project(project=project, by=user_of(request), **body)
         return _detail(request, project)
 
 
@@ -115,7 +111,7 @@ class Close(APIView):
     def post(self, request: Request, pk: int) -> Response:
         project = _managed(request, pk)
         body = _body(s.ProjectCloseSerializer, request)
-        services.close_project(project=project, by=_user(request), **body)
+        services.close_project(project=project, by=user_of(request), **body)
         return _detail(request, project)
 
 
@@ -127,7 +123,7 @@ class Members(APIView):
         project = _managed(request, pk)
         body = _body(s.MemberAddSerializer, request)
         spec = services.MemberSpec(body["user"], body["role"], body["accesses_data"])
-        services.add_member(project=project, member=spec, by=_user(request))
+        services.add_member(project=project, member=spec, by=user_of(request))
         response = _detail(request, project)
         response.status_code = status.HTTP_201_CREATED
         return response
@@ -142,7 +138,7 @@ class Member(APIView):
         person = policy.visible_people_for(request.user).filter(pk=user_pk).first()
         if person is None:
             raise Http404("no such person")
-        services.remove_member(project=project, user=person, by=_user(request))
+        services.remove_member(project=project, user=person, by=user_of(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -153,5 +149,5 @@ class Compliance(APIView):
     def patch(self, request: Request, pk: int) -> Response:
         project = _managed(request, pk)
         body = _body(s.ComplianceDatesSerializer, request)
-        services.update_compliance_dates(project=project, by=_user(request), **body)
+        services.update_compliance_dates(project=project, by=user_of(request), **body)
         return _detail(request, project)

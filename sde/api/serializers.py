@@ -13,6 +13,7 @@ from sde.audit.models import AuditEvent
 from sde.data.models import Dataset, DatasetField, DatasetVersion, Ingest
 from sde.identity.models import Accreditation, Organisation, User
 from sde.identity.roles import Role
+from sde.projects.models import Project
 
 
 def choice_field(component: str, choices: list[tuple[str, str]]) -> type[serializers.ChoiceField]:
@@ -27,6 +28,24 @@ def choice_field(component: str, choices: list[tuple[str, str]]) -> type[seriali
 
     Field.__name__ = component.removesuffix("Enum") + "Field"
     return Field
+
+
+class ProjectPurposeSerializer(serializers.ModelSerializer):
+    """A project with its approved purpose and legal basis (the codes of its scope)."""
+
+    purpose = serializers.SerializerMethodField()
+    legal_basis = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Project
+        fields = ["id", "title", "purpose", "legal_basis"]
+        read_only_fields = fields
+
+    def get_purpose(self, project: Project) -> str:
+        return str((project.scope or {}).get("purpose") or "")
+
+    def get_legal_basis(self, project: Project) -> str:
+        return str((project.scope or {}).get("legal_basis") or "")
 
 
 class OrganisationSerializer(serializers.ModelSerializer):

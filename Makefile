@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: run test test-fast install install-dev browser-deps sandbox-deps lint bench bench-data demo-data clean
+.PHONY: run test test-fast install install-dev browser-deps sandbox-deps lint audit-deps bench bench-data demo-data clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "sde needs Python 3.11 or newer")'
@@ -47,6 +47,10 @@ sandbox-deps:
 lint: install-dev
 	$(BIN)/ruff check sde access_requests outputs tests bench
 	$(BIN)/mypy
+
+## pip-audit of the installed packages (report only when the advisory database is unreachable)
+audit-deps: install-dev
+	$(BIN)/python scripts/audit_deps.py
 
 bench: install-dev
 	SDE_VAR_DIR=$(CURDIR)/var/bench $(BIN)/python bench/audit.py

@@ -53,7 +53,7 @@ from sde.data import (
     synth,
     validation,
 )
-from sde.data.files import data_root, file_sha256
+from sde.data.files import data_root, file_sha256, intact
 from sde.data.models import Dataset, DatasetVersion, Extract, OptOutSnapshot, OptOutSource
 from sde.exceptions import NotFound, SDEError, ValidationError
 from sde.governance import governed_writes
@@ -359,11 +359,23 @@ class _ProjectPseudonyms:
 
 
 def _version_loader(versions: Mapping[str, DatasetVersion]) -> Loader:
+    """Reads each dataset version's file, once it is shown to be the file ingestion wrote
+    (its SHA-256): a data layer file changed on disk never reaches an extract."""
+    verified: set[str] = set()
+
     def load(source_table: str, columns: list[str]) -> pa.Table:
         version = versions.get(source_table)
         if version is None:
             raise ExtractError(f"no ingested version of {source_table} (needed for the cohort)")
-        return pq.read_table(data_root() / version.path, columns=columns)
+        path = data_root() / version.path
+        if version.path not in verified:
+            if not intact(path, version.checksum):
+                raise ExtractError(
+                    f"{version} is missing or changed since it was ingested: the extract is "
+                    "not built (the data custodian restores or re-ingests it)"
+                )
+            verified.add(version.path)
+        return pq.read_table(path, columns=columns)
 
     return load
 

@@ -20,3 +20,8 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def intact(path: Path, sha256: str) -> bool:
+    """Whether ``path`` is a regular file whose bytes have the SHA-256 recorded for it."""
+    return path.is_file() and not path.is_symlink() and file_sha256(path) == sha256

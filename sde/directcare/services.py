@@ -41,7 +41,7 @@ from sde.audit.events import EventType
 from sde.audit.services import get_system_user, record_event
 from sde.csv_safety import safe_cell
 from sde.data import vault
-from sde.data.files import data_root, file_sha256
+from sde.data.files import data_root, intact
 from sde.data.models import Dataset, DatasetVersion, IdentityVaultRecord
 from sde.data.pseudonymisation import project_key
 from sde.data.source_format import PEOPLE_TABLE
@@ -227,7 +227,7 @@ def _people_now(system_version: int, fields: list[str]) -> pd.DataFrame:
             f"now uses version {latest.key_version}: run the analysis again to find it afresh"
         )
     path = data_root() / latest.path
-    if not path.is_file() or file_sha256(path) != latest.checksum:
+    if not intact(path, latest.checksum):
         raise ReidentificationError(
             "the registration data is missing or changed since it was ingested"
         )
@@ -237,7 +237,7 @@ def _people_now(system_version: int, fields: list[str]) -> pd.DataFrame:
 
 def _cohort_pseudonyms(cohort: Cohort) -> pd.Series:
     path = data_root() / cohort.path
-    if not path.is_file() or file_sha256(path) != cohort.sha256:
+    if not intact(path, cohort.sha256):
         raise ReidentificationError("the cohort's file is missing or changed since it was saved")
     table = pq.read_table(path)
     column = "person_id" if "person_id" in table.column_names else table.column_names[0]

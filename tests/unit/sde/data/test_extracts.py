@@ -44,7 +44,7 @@ from sde.data.extracts import (
 )
 from sde.data.files import file_sha256
 from sde.data.ingestion import request_ingest, run_ingest
-from sde.data.models import Extract, Ingest, OptOutChange
+from sde.data.models import DatasetVersion, Extract, Ingest, OptOutChange
 from sde.data.optouts import DEFAULT_DECISION_TABLE, treatment_for
 from sde.data.pseudonymisation import project_key, project_pseudonyms, system_pseudonyms
 from sde.exceptions import NotFound, PermissionDenied, ValidationError
@@ -1120,6 +1120,25 @@ def test_a_register_under_an_older_system_key_is_refused(data_root, ingest, cust
 
     _assert_nothing_built(data_root)
     assert build_extract(scope=_scope(fields, purpose="direct_care"), by=custodian)
+
+
+@pytest.mark.parametrize("change", ["rewritten", "deleted"])
+def test_a_dataset_file_changed_since_ingest_is_refused(data_root, ingest, custodian, change):
+    ingest()
+    version = DatasetVersion.objects.get(dataset__source_table="gp_events")
+    path = data_root / version.path
+    if change == "deleted":
+        path.unlink()
+    else:  # the same rows, written again: the bytes differ from the ingested file's
+        pq.write_table(pq.read_table(path), path, compression="snappy")
+
+    with pytest.raises(ExtractError, match="missing or changed since it was ingested"):
+        build_extract(
+            scope=_scope({"patients": ["person_id"], "gp-events": ["date"]}, purpose="direct_care"),
+            by=custodian,
+        )
+
+    _assert_nothing_built(data_root)
 
 
 def test_datasets_under_different_system_keys_are_refused(data_root, ingest, custodian):

@@ -6,3 +6,9 @@ class AccessRequestsConfig(AppConfig):
 
     name = "access_requests"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from access_requests.dashboard import access_request_cards
+        from sde.dashboard import register_cards
+
+        register_cards(access_request_cards)

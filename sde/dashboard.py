@@ -1,7 +1,11 @@
-"""What each role's dashboard shows: that role's real work, read from the database."""
+"""What each role's dashboard shows: that role's real work, read from the database.
+
+The core's own cards are here; a workflow app adds its cards with ``register_cards`` (in
+its ``AppConfig.ready``), because the core never imports the workflow apps."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -24,6 +28,17 @@ class Card:
     link_label: str = ""
     link_url: str = ""
     tone: str = ""  # "", "warning", "success"
+
+
+CardSource = Callable[[User], list[Card]]
+_SOURCES: list[CardSource] = []
+
+
+def register_cards(source: CardSource) -> CardSource:
+    """Add a workflow app's cards: ``source(user)`` returns that person's (or none)."""
+    if source not in _SOURCES:
+        _SOURCES.append(source)
+    return source
 
 
 def _ig_cards(today: date) -> list[Card]:
@@ -175,6 +190,8 @@ def dashboard_for(user: User) -> dict[str, object]:
     if policy.user_can_manage_datasets(user):
         cards += _custodian_cards()
     cards += _direct_care_cards(user)
+    for source in _SOURCES:
+        cards += source(user)
     accreditations = list(current_accreditations(user, on=today))
     return {
         "roles": [

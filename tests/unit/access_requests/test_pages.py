@@ -529,3 +529,27 @@ def test_rows_added_on_the_page_survive_an_autosave_of_them(client_for, empty_dr
     people = fresh(empty_draft).answers["people"]
     assert [o["organisation_id"] for o in people["organisations"]] == [empty_draft.organisation_id]
     assert [m["username"] for m in people["members"]] == [applicant.username]
+
+
+def test_the_dashboard_shows_the_review_queue_and_the_applicants_waiting_applications(
+    organisation, applicant, client_for
+):
+    def card(user: Any, title: str) -> str:
+        text = re.sub(r"\s+", " ", client_for(user).get("/dashboard/").content.decode())
+        cards = text[text.find("Your work") :] if "Your work" in text else ""
+        return re.sub(r"<[^>]+>", " ", cards[cards.find(title) :][:600]) if title in cards else ""
+
+    reviewers = panel()
+    reviewer = reviewers.reviewers[0]
+    assert "0 of them you can review" in card(reviewer, "Access requests")
+    request = drafted(applicant, organisation, complete(organisation, applicant))
+    assert "0 returned for changes, 1 drafts" in card(applicant, "Your applications")
+
+    drive_to(request, S.RETURNED, by=reviewers)
+
+    assert "1 returned for changes, 0 drafts" in card(applicant, "Your applications")
+    assert "0 of them you can review" in card(reviewer, "Access requests")  # returned: not queued
+    assert card(reviewer, "Your applications") == ""
+    another = drafted(applicant, organisation, complete(organisation, applicant))
+    drive_to(another, S.SUBMITTED, by=reviewers)
+    assert "1 of them you can review" in card(reviewer, "Access requests")

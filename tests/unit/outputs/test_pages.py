@@ -398,6 +398,26 @@ def test_the_nav_shows_output_checking_to_checkers_only(world):
     assert "Output checking" not in _text(verified_client(world.author).get("/dashboard/"))
 
 
+def test_the_dashboard_shows_the_checkers_queue_and_the_authors_waiting_requests(world):
+    def card(user: User, title: str) -> str:
+        text = _text(verified_client(user).get("/dashboard/"))
+        cards = text[text.find("Your work") :] if "Your work" in text else ""
+        return cards[cards.find(title) :][:300] if title in cards else ""
+
+    job = world.finish()
+    assert card(world.checkers[0], "Output checking").startswith("Output checking 0")
+    assert card(world.author, "Your release requests") == ""
+    waiting = draft(world, job, "safe.csv")
+    assert "0 returned for changes, 1 drafts" in card(world.author, "Your release requests")
+
+    submitted(world, job, "safe.csv")
+
+    assert card(world.checkers[0], "Output checking").startswith("Output checking 1")
+    assert card(world.author, "Your release requests") != ""  # the first draft still waits
+    services.withdraw(request=waiting, by=world.author)
+    assert card(world.author, "Your release requests") == ""
+
+
 def test_a_file_changed_since_it_was_checked_is_flagged_to_the_checker(world):
     job = world.finish()
     request = submitted(world, job, "safe.csv")

@@ -112,7 +112,7 @@ def perform_reidentification_task(request_id: int) -> str:
 
 
 @shared_task(name="sde.tasks.sweep_reidentification_task", time_limit=600, soft_time_limit=540)
-def sweep_reidentification_task() -> dict[str, list[int]]:
+def sweep_reidentification_task() -> dict[str, object]:
     """Delete expired lists; send approved requests a broker outage left unsent."""
     from sde.directcare import services as directcare
 

@@ -402,9 +402,10 @@ def download_list(*, request: ReidentificationRequest, by: User) -> bytes:
 
 
 # --- The sweep ----------------------------------------------------------------------------
-def sweep(*, now: Any = None) -> dict[str, list[int]]:
-    """Delete lists past their time, and send approved requests again when they have
-    waited a while (the first send may have been lost to a broker outage)."""
+def sweep(*, now: Any = None) -> dict[str, Any]:
+    """Delete lists past their time; send approved requests again when they have waited
+    a while (the first send may have been lost to a broker outage); delete files a killed
+    worker left behind (a half-written list, or one whose request never became ready)."""
     now = now or timezone.now()
     system = get_system_user()
     expired = []
@@ -418,4 +419,19 @@ def sweep(*, now: Any = None) -> dict[str, list[int]]:
     )
     for pk in resent:
         _enqueue(pk)
-    return {"expired": expired, "resent": resent}
+    return {"expired": expired, "resent": resent, "removed": _remove_leftovers(stale)}
+
+
+def _remove_leftovers(before: Any) -> int:
+    """Files in the lists' folder older than ``before`` that no ready request names."""
+    folder = _list_path(0).parent
+    if not folder.is_dir():
+        return 0
+    ready = {str(data_root() / p) for p in Request.objects.filter(status=S.READY).values_list(
+        "path", flat=True)}  # fmt: skip
+    removed = 0
+    for path in folder.iterdir():
+        if str(path) not in ready and path.stat().st_mtime < before.timestamp():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed

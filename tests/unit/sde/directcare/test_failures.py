@@ -6,9 +6,12 @@ the audit event names no NHS number. A list that cannot be authenticated is neve
 from __future__ import annotations
 
 import base64
+import os
 import re
 import secrets
+import time
 from datetime import timedelta
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -509,7 +512,7 @@ def test_the_sweep_sends_again_only_approved_requests_that_waited(
 
     swept = services.sweep()
 
-    assert swept == {"expired": [], "resent": [stale.pk]}
+    assert swept == {"expired": [], "resent": [stale.pk], "removed": 0}
     assert sent == [stale.pk]
     assert AuditEvent.objects.count() == before
     statuses = dict(ReidentificationRequest.objects.values_list("pk", "status"))
@@ -525,5 +528,28 @@ def test_the_sweep_does_not_send_a_list_already_made(approved, settings, sent):
     ready = services.perform(request=approved)
     _age(ready, 3000)
 
-    assert services.sweep() == {"expired": [], "resent": []}
+    assert services.sweep() == {"expired": [], "resent": [], "removed": 0}
     assert sent == []
+
+
+def test_the_sweep_removes_what_a_killed_worker_left_and_keeps_ready_lists(
+    approved, approve, cohort, practice, clinician, ig, caldicott, settings
+):
+    """A worker killed while writing leaves a half-written file (its finally never ran);
+    the sweep deletes such files once they are old, and never a ready request's list."""
+    settings.SDE_JOB_RESEND_SECONDS = 300
+    ready = services.perform(request=approved)
+    folder = data_root() / "direct-care"
+    left = [folder / "request-999.sealed.0badc0de.partial", folder / "request-998.sealed"]
+    fresh = folder / "request-997.sealed.1234abcd.partial"  # a worker may be writing it now
+    for path in (*left, fresh):
+        path.write_bytes(b"half")
+    old = time.time() - 3000
+    for path in (*left, data_root() / ready.path):
+        os.utime(path, (old, old))
+
+    swept = services.sweep()
+
+    assert swept["removed"] == 2
+    assert sorted(_list_files()) == sorted([Path(ready.path).name, fresh.name])
+    assert len(services.view_list(request=ready, by=ready.requested_by)) == ready.people

@@ -70,5 +70,10 @@ bench-analysis: install sandbox-deps
 bench-sdc: install
 	$(BIN)/python bench/sdc.py
 
+## 50 people browsing for 60 s: gunicorn + PostgreSQL + Redis on loopback (both must run)
+.PHONY: bench-load
+bench-load: install sandbox-deps
+	$(BIN)/python bench/load.py
+
 clean:
 	rm -rf var/test var/bench .pytest_cache

@@ -8,7 +8,7 @@ from django.urls import reverse
 from access_requests import selectors, services
 from access_requests.models import AccessRequest
 from sde import policy
-from sde.dashboard import Card
+from sde.dashboard import Card, waiting_card
 from sde.identity.models import User
 
 S = AccessRequest.Status
@@ -29,11 +29,6 @@ def access_request_cards(user: User) -> list[Card]:
         applicant=user, status__in=(S.DRAFT, S.RETURNED)
     ).order_by("-updated_at")  # fmt: skip
     if waiting:
-        returned = sum(1 for r in waiting if r.status == S.RETURNED)
-        cards.append(Card(
-            "Your applications", len(waiting),
-            [f"waiting for you: {returned} returned for changes, {len(waiting) - returned} "
-             "drafts"],
-            "Open your applications", reverse("applications"), "warning" if returned else "",
-        ))  # fmt: skip
+        cards.append(waiting_card("Your applications", [r.status for r in waiting],
+                                  "Open your applications", reverse("applications")))  # fmt: skip
     return cards

@@ -8,7 +8,7 @@ from django.urls import reverse
 from outputs import selectors
 from outputs.models import ReleaseRequest
 from sde import policy
-from sde.dashboard import Card
+from sde.dashboard import Card, waiting_card
 from sde.identity.models import User
 
 S = ReleaseRequest.Status
@@ -27,13 +27,8 @@ def release_cards(user: User) -> list[Card]:
         created_by=user, status__in=(S.DRAFT, S.RETURNED)
     ).order_by("-status_changed_at")  # fmt: skip
     if waiting:
-        returned = sum(1 for r in waiting if r.status == S.RETURNED)
         first = waiting[0]
-        cards.append(Card(
-            "Your release requests", len(waiting),
-            [f"waiting for you: {returned} returned for changes, {len(waiting) - returned} "
-             "drafts"],
-            f"Open {first.title}", reverse("release-detail", args=[first.project_id, first.pk]),
-            "warning" if returned else "",
-        ))  # fmt: skip
+        url = reverse("release-detail", args=[first.project_id, first.pk])
+        cards.append(waiting_card("Your release requests", [r.status for r in waiting],
+                                  f"Open {first.title}", url))  # fmt: skip
     return cards

@@ -41,6 +41,14 @@ def register_cards(source: CardSource) -> CardSource:
     return source
 
 
+def waiting_card(title: str, statuses: list[str], link_label: str, url: str) -> Card:
+    """A person's own drafts and returned items (``statuses``, newest first) as a card."""
+    returned = statuses.count("returned")
+    lines = [f"waiting for you: {returned} returned for changes, {len(statuses) - returned} "
+             "drafts"]  # fmt: skip
+    return Card(title, len(statuses), lines, link_label, url, "warning" if returned else "")
+
+
 def _ig_cards(today: date) -> list[Card]:
     verification = latest_verification()
     checkpoint = AuditCheckpoint.objects.order_by("-sequence").first()

@@ -211,6 +211,13 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return ids
 
 
+# The people of the permission matrices (``people``), in their columns' order.
+PEOPLE = (
+    "anonymous", "clinician", "other_clinician", "colleague", "ig", "ig2", "caldicott",
+    "member", "checker", "admin",
+)  # fmt: skip
+
+
 @pytest.fixture
 def people(world, clinician, other_clinician, ig, ig2, caldicott, member, practice) -> dict:
     """Everyone the permission matrices ask: a clinician at the requester's practice who

@@ -19,19 +19,15 @@ from sde.directcare import services
 from sde.directcare.models import ReidentificationRequest
 from sde.identity.models import User
 from tests.conftest import verified_client
-from tests.unit.sde.directcare.conftest import url_patterns
+from tests.unit.sde.directcare.conftest import PEOPLE, url_patterns
 
 pytestmark = pytest.mark.django_db
 S = ReidentificationRequest.Status
 JSON = "application/json"
 REASON = "Invite these patients for an annual physical health check."
 
-# The people of the matrix, in its columns' order. "colleague" is a clinician at the
-# requester's practice who did not ask; "ig2" an IG officer who has not signed it off.
-PEOPLE = (
-    "anonymous", "clinician", "other_clinician", "colleague", "ig", "ig2", "caldicott",
-    "member", "checker", "admin",
-)  # fmt: skip
+# The matrix's columns are conftest.PEOPLE: "colleague" is a clinician at the requester's
+# practice who did not ask; "ig2" an IG officer who has not signed it off.
 SEES_REQUEST = (401, 405, 404, 404, 405, 405, 405, 404, 404, 404)  # a method it lacks
 ONLY_REQUESTER = (401, 200, 404, 404, 404, 404, 404, 404, 404, 404)
 # Every direct care endpoint and method, on a request whose list is ready (the

@@ -24,18 +24,14 @@ from sde.directcare.models import ReidentificationRequest
 from sde.governance import governed_writes
 from sde.identity.models import User
 from tests.conftest import verified_client
-from tests.unit.sde.directcare.conftest import url_patterns
+from tests.unit.sde.directcare.conftest import PEOPLE, url_patterns
 
 pytestmark = pytest.mark.django_db
 S = ReidentificationRequest.Status
 REASON = "Invite these patients for an annual physical health check."
 
-# The people of the matrices, in their columns' order. "colleague" is a clinician at the
-# requester's practice who did not ask; "ig2" an IG officer who has not signed it off.
-PEOPLE = (
-    "anonymous", "clinician", "other_clinician", "colleague", "ig", "ig2", "caldicott",
-    "member", "checker", "admin",
-)  # fmt: skip
+# The matrix's columns are conftest.PEOPLE: "colleague" is a clinician at the requester's
+# practice who did not ask; "ig2" an IG officer who has not signed it off.
 SEES_REQUEST = (302, 405, 404, 404, 405, 405, 405, 404, 404, 404)  # a method the URL lacks
 ONLY_REQUESTER = (302, 200, 404, 404, 404, 404, 404, 404, 404, 404)
 # Every direct care URL and method, on a request whose list is ready (the requester's, at

@@ -70,6 +70,13 @@ bench-analysis: install sandbox-deps
 bench-sdc: install
 	$(BIN)/python bench/sdc.py
 
+## the pure benches at 1,000,000 people: synthetic data, pseudonyms and the vault, ingest validation
+.PHONY: bench-pure
+bench-pure: install
+	$(BIN)/python bench/synth.py
+	$(BIN)/python bench/pseudonymisation.py
+	$(BIN)/python bench/ingest_validation.py
+
 ## 50 people browsing for 60 s: gunicorn + PostgreSQL + Redis on loopback (both must run)
 .PHONY: bench-load
 bench-load: install sandbox-deps

@@ -206,7 +206,7 @@ def check_shape(answers: Any) -> dict[str, dict[str, Any]]:
             if value in (None, "", [], {}):
                 continue
             kind, choices = questions[name]
-            problem = _CHECKS[kind](value, choices)
+            problem = NUL_PROBLEM if _holds_nul(value) else _CHECKS[kind](value, choices)
             if problem:
                 errors[where] = [problem]
             else:
@@ -214,6 +214,21 @@ def check_shape(answers: Any) -> dict[str, dict[str, Any]]:
     if errors:
         raise ValidationError("the answers are not valid", errors)
     return normalised
+
+
+NUL_PROBLEM: Final = "Remove the NUL characters: text cannot hold them."
+
+
+def _holds_nul(value: Any) -> bool:
+    """A NUL anywhere in an answer (keys too): a form field refuses one, but JSON can carry
+    it, and PostgreSQL can store it in neither text nor jsonb."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 def _text(limit: int) -> Callable[[Any, Any], str | None]:

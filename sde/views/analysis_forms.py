@@ -138,6 +138,9 @@ class ScriptForm(forms.Form):
                 cleaned["content"] = upload.read().decode("utf-8")
             except UnicodeDecodeError:
                 self.add_error("upload", "The file is not UTF-8 text.")
+            else:  # as the text box refuses NUL (else the compiler names the text box)
+                if "\x00" in cleaned["content"]:
+                    self.add_error("upload", "The file holds NUL characters: it is not a script.")
         if not cleaned.get("content") and not self.errors:
             self.add_error("content", "Write the script or upload a file.")
         return cleaned

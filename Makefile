@@ -82,5 +82,10 @@ bench-pure: install
 bench-load: install sandbox-deps
 	$(BIN)/python bench/load.py
 
+## the API fuzzed from its OpenAPI schema as every role: no 5xx, schema conformance, no leak
+.PHONY: fuzz-api
+fuzz-api: install-dev
+	SDE_API_FUZZ_EXAMPLES=100 SDE_VAR_DIR=$(CURDIR)/var/fuzz $(BIN)/pytest -q tests/unit/test_api_fuzz.py
+
 clean:
 	rm -rf var/test var/bench .pytest_cache

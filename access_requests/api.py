@@ -187,6 +187,9 @@ class AnyMediaRenderer(BaseRenderer):
     charset = "utf-8"
 
     def render(self, data: Any, accepted_media_type: Any = None, context: Any = None) -> bytes:
+        response = (context or {}).get("response")
+        if response is not None:  # an error's text, not "*/*" (no media type at all)
+            response["Content-Type"] = "text/plain; charset=utf-8"
         detail = data.get("detail", "") if isinstance(data, dict) else data
         return str(detail or "").encode()
 
@@ -197,7 +200,7 @@ class AttachmentDownload(APIView):
 
     renderer_classes = [JSONRenderer, AnyMediaRenderer]
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @extend_schema(responses={(200, "*/*"): OpenApiTypes.BINARY})  # the file's own type
     def get(self, request: Request, pk: int, attachment_pk: int) -> FileResponse:
         attachment = _attachment(request, pk, attachment_pk)
         handle = services.open_attachment(attachment=attachment, by=user_of(request))

@@ -36,7 +36,8 @@ from sde.projects.models import Project
 # The types a job's files are sent as (anything else is a download of bytes).
 FILE_TYPES = {".png": "image/png", ".csv": "text/csv; charset=utf-8",
               ".json": "application/json", ".txt": "text/plain; charset=utf-8"}  # fmt: skip
-FILE_RESPONSE = {(200, "application/octet-stream"): OpenApiTypes.BINARY}
+# The file is sent as its own type (FILE_TYPES), so any media type may come back.
+FILE_RESPONSE = {(200, "*/*"): OpenApiTypes.BINARY}
 
 
 def _job_response(job: Job, *, created: bool = False) -> Response:
@@ -70,6 +71,9 @@ class FileRenderer(BaseRenderer):
     charset = "utf-8"
 
     def render(self, data: Any, accepted_media_type: Any = None, context: Any = None) -> bytes:
+        response = (context or {}).get("response")
+        if response is not None:  # an error's text, not "*/*" (no media type at all)
+            response["Content-Type"] = "text/plain; charset=utf-8"
         detail = data.get("detail", "") if isinstance(data, dict) else data
         return str(detail or "").encode()
 

@@ -75,8 +75,9 @@ class UploadField(serializers.FileField):
 @extend_schema_field(
     {
         "type": "string",
+        "nullable": True,  # DRF answers null for no count, without to_representation
         "description": 'A count of people, or "fewer than 10" for 1 to 9 (small counts '
-        "are never shown exactly).",
+        "are never shown exactly); null when there is no count (yet).",
     }
 )
 class SuppressedCountField(serializers.ReadOnlyField):

@@ -44,6 +44,7 @@ CHANGE_OWNERS: Final[Mapping[str, str]] = {
     Status.WITHDRAWN: "IG officer (proposer)",
 }
 EXEMPTION_FLAGS: Final = ("cag_letter_disapplies_type1", "instrument_overrides_type1")
+MAX_PROJECT_NUMBER: Final = 999_999_999  # see propose_exemption
 
 
 def current_decision_table() -> DecisionTable:
@@ -112,7 +113,13 @@ def propose_exemption(
     Event: governance.optout_change_proposed."""
     policy.check_manage_optouts(by)
     errors: dict[str, list[str]] = {}
-    if isinstance(project_id, bool) or not isinstance(project_id, int) or project_id < 1:
+    # Up to nine digits: the column holds no more (PostgreSQL refused larger numbers with a
+    # 500), and ten digits look like an NHS number, which the audit event refuses to carry.
+    if (
+        isinstance(project_id, bool)
+        or not isinstance(project_id, int)
+        or not 1 <= project_id <= MAX_PROJECT_NUMBER
+    ):
         errors["project_id"] = ["Give the project's number."]
     allowed = (None, Application.APPLIED.value, Application.NOT_APPLIED.value)
     if caldicott_type1_decision not in allowed:

@@ -11,7 +11,13 @@ from sde.api.fields import UploadField
 from sde.audit import chain
 from sde.audit.models import AuditEvent
 from sde.data.models import Dataset, DatasetField, DatasetVersion, Ingest
-from sde.identity.models import Accreditation, Organisation, User
+from sde.identity.models import (
+    Accreditation,
+    ApiToken,
+    Organisation,
+    OrganisationMembership,
+    User,
+)
 from sde.identity.roles import Role
 from sde.projects.models import Project
 
@@ -48,13 +54,21 @@ class ProjectPurposeSerializer(serializers.ModelSerializer):
         return str((project.scope or {}).get("legal_basis") or "")
 
 
+OrganisationKindField = choice_field("OrganisationKindEnum", Organisation.Kind.choices)
+AccreditationKindField = choice_field("AccreditationKindEnum", Accreditation.Kind.choices)
+
+
 class OrganisationSerializer(serializers.ModelSerializer):
+    kind = OrganisationKindField()
+
     class Meta:
         model = Organisation
         fields = ["id", "name", "kind", "ods_code", "parent"]
 
 
 class AccreditationSerializer(serializers.ModelSerializer):
+    kind = AccreditationKindField()
+
     class Meta:
         model = Accreditation
         fields = ["kind", "issued_on", "expires_on", "certificate_reference"]
@@ -86,6 +100,73 @@ class RoleGrantSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 
+class PersonRefSerializer(serializers.ModelSerializer):
+    """Who did something: enough to name them, nothing more."""
+
+    name = serializers.CharField(source="display_name")
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "name"]
+
+
+class AccountCreateSerializer(serializers.Serializer):
+    """A new account, as the page's form takes it (sde.views.forms.AccountForm)."""
+
+    username = serializers.RegexField(r"^[A-Za-z0-9.@+_-]{3,150}$", max_length=150)
+    first_name = serializers.CharField(max_length=150)
+    last_name = serializers.CharField(max_length=150)
+    email = serializers.EmailField()
+    password = serializers.CharField(
+        trim_whitespace=False, write_only=True,
+        help_text="The initial password: at least 12 characters, not a common password.",
+    )  # fmt: skip
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500)
+
+
+class OrganisationCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    kind = OrganisationKindField()
+    ods_code = serializers.RegexField(
+        r"^[A-Za-z0-9]{3,10}$", required=False, allow_null=True, default=None,
+        help_text="Required for a GP practice, for example Y99001.",
+    )  # fmt: skip
+    parent = serializers.PrimaryKeyRelatedField(
+        queryset=Organisation.objects.all(), required=False, allow_null=True, default=None
+    )
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    person = PersonRefSerializer(source="user", read_only=True)
+
+    class Meta:
+        model = OrganisationMembership
+        fields = ["id", "person", "job_title", "created_at"]
+
+
+class MembershipCreateSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    job_title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class OrganisationDetailSerializer(OrganisationSerializer):
+    members = MembershipSerializer(source="memberships", many=True, read_only=True)
+
+    class Meta(OrganisationSerializer.Meta):
+        fields = [*OrganisationSerializer.Meta.fields, "members"]
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):
+    """A token as its owner sees it: never the key, nor its hash."""
+
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
+
+
 class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
@@ -104,16 +185,6 @@ class AuditEventDetailSerializer(AuditEventSerializer):
             "chain_link_ok",
             "covered_by_signed_checkpoint",
         ]
-
-
-class PersonRefSerializer(serializers.ModelSerializer):
-    """Who did something: enough to name them, nothing more."""
-
-    name = serializers.CharField(source="display_name")
-
-    class Meta:
-        model = User
-        fields = ["id", "username", "name"]
 
 
 # --- The catalogue: metadata only, never rows -------------------------------------------

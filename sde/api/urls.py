@@ -6,6 +6,7 @@ from sde.api import (
     data_views,
     directcare_views,
     optout_views,
+    people_views,
     project_views,
     views,
 )
@@ -17,9 +18,55 @@ urlpatterns = [
     path(
         "v1/audit/events/<int:sequence>", views.AuditEventDetail.as_view(), name="api-audit-event"
     ),
-    path("v1/people", views.PersonList.as_view(), name="api-people"),
-    path("v1/people/<int:pk>/roles", views.PersonRoles.as_view(), name="api-person-roles"),
-    path("v1/people/<int:pk>/roles/<str:role>", views.PersonRole.as_view(), name="api-person-role"),
+    # People, organisations and one's own tokens
+    path("v1/people", people_views.PersonList.as_view(), name="api-people"),
+    path("v1/people/<int:pk>/roles", people_views.PersonRoles.as_view(), name="api-person-roles"),
+    path(
+        "v1/people/<int:pk>/roles/<str:role>",
+        people_views.PersonRole.as_view(),
+        name="api-person-role",
+    ),
+    path(
+        "v1/people/<int:pk>/accreditations",
+        people_views.PersonAccreditations.as_view(),
+        name="api-person-accreditations",
+    ),
+    path(
+        "v1/people/<int:pk>/suspend",
+        people_views.PersonSuspend.as_view(),
+        name="api-person-suspend",
+    ),
+    path(
+        "v1/people/<int:pk>/reinstate",
+        people_views.PersonReinstate.as_view(),
+        name="api-person-reinstate",
+    ),
+    path(
+        "v1/people/<int:pk>/unlock", people_views.PersonUnlock.as_view(), name="api-person-unlock"
+    ),
+    path(
+        "v1/people/<int:pk>/reset-mfa",
+        people_views.PersonResetMfa.as_view(),
+        name="api-person-reset-mfa",
+    ),
+    path("v1/organisations", people_views.OrganisationList.as_view(), name="api-organisations"),
+    path(
+        "v1/organisations/<int:pk>",
+        people_views.OrganisationDetail.as_view(),
+        name="api-organisation",
+    ),
+    path(
+        "v1/organisations/<int:pk>/members",
+        people_views.OrganisationMembers.as_view(),
+        name="api-organisation-members",
+    ),
+    path(
+        "v1/organisations/<int:pk>/members/<int:membership_pk>",
+        people_views.OrganisationMember.as_view(),
+        name="api-organisation-member",
+    ),
+    path("v1/tokens", people_views.TokenList.as_view(), name="api-tokens"),
+    path("v1/tokens/<int:pk>", people_views.TokenDetail.as_view(), name="api-token"),
     # The data catalogue (everyone signed in) and ingestion (data custodians)
     path("v1/datasets", data_views.DatasetList.as_view(), name="api-datasets"),
     path("v1/datasets/<slug:slug>", data_views.DatasetDetail.as_view(), name="api-dataset"),

@@ -8,7 +8,7 @@ from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, status
+from rest_framework import generics
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,9 +20,8 @@ from sde.audit.forms import AuditSearchForm
 from sde.audit.selectors import event_integrity, search_audit_events
 from sde.audit.services import record_event
 from sde.exceptions import ValidationError
-from sde.identity import services
 from sde.identity.models import ApiToken, User
-from sde.identity.roles import Role, capabilities_of
+from sde.identity.roles import capabilities_of
 from sde.identity.selectors import current_accreditations, current_roles
 
 
@@ -111,42 +110,3 @@ class AuditEventDetail(APIView):
             "covered_by_signed_checkpoint": integrity.checkpointed,
         }
         return Response(data)
-
-
-class PersonList(generics.ListAPIView):
-    serializer_class = serializers.PersonSerializer
-
-    def get_queryset(self) -> Any:
-        return policy.visible_people_for(self.request.user).order_by("username")
-
-
-class PersonRoles(APIView):
-    """Grant a role (POST) to a person; nobody can grant one to themselves."""
-
-    @extend_schema(request=serializers.RoleGrantSerializer, responses={201: None})
-    def post(self, request: Request, pk: int) -> Response:
-        person = policy.visible_people_for(request.user).filter(pk=pk).first()
-        if person is None:
-            raise Http404
-        policy.check_grant_role(request.user, person)  # 403 before any body validation
-        body = serializers.RoleGrantSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        services.grant_role(
-            user=person,
-            role=Role(body.validated_data["role"]),
-            by=request.user,
-            reason=body.validated_data["reason"],
-        )  # type: ignore[arg-type]
-        return Response(status=status.HTTP_201_CREATED)
-
-
-class PersonRole(APIView):
-    """Remove a role (DELETE)."""
-
-    @extend_schema(responses={204: None})
-    def delete(self, request: Request, pk: int, role: str) -> Response:
-        person = policy.visible_people_for(request.user).filter(pk=pk).first()
-        if person is None or role not in Role.values:
-            raise Http404
-        services.remove_role(user=person, role=Role(role), by=request.user)  # type: ignore[arg-type]
-        return Response(status=status.HTTP_204_NO_CONTENT)

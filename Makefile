@@ -36,6 +36,12 @@ test: install-dev browser-deps sandbox-deps
 test-fast: install-dev sandbox-deps
 	@SDE_SKIP_BROWSER=1 scripts/test.sh -m "not browser"
 
+## the README's walkthrough in Chromium, saving a screenshot of each main page to docs/screenshots/
+.PHONY: screenshots
+screenshots: install-dev browser-deps sandbox-deps
+	SDE_VAR_DIR=$(CURDIR)/var/screenshots SDE_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider tests/browser/test_walkthrough.py
+
 ## Debian's chromium for the browser suite (installed when missing and we may use apt-get)
 browser-deps:
 	@scripts/ensure-chromium.sh

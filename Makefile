@@ -42,6 +42,12 @@ screenshots: install-dev browser-deps sandbox-deps
 	SDE_VAR_DIR=$(CURDIR)/var/screenshots SDE_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots \
 	  $(BIN)/python -m pytest -q -p no:cacheprovider tests/browser/test_walkthrough.py
 
+## the fault scenarios, slow ones included: web, worker, Redis and PostgreSQL killed mid-work
+## (a PostgreSQL cluster and Redis server of their own; needs postgresql and redis-server)
+.PHONY: test-faults
+test-faults: install-dev sandbox-deps
+	@scripts/test.sh tests/integration/test_faults.py
+
 ## Debian's chromium for the browser suite (installed when missing and we may use apt-get)
 browser-deps:
 	@scripts/ensure-chromium.sh

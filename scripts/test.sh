@@ -36,11 +36,13 @@ if [ "$#" -gt 0 ]; then
 fi
 
 workers="${SDE_TEST_WORKERS:-$(nproc 2>/dev/null || echo 2)}"
+# The slow fault scenarios run from `make test-faults` only; the quick ones are here.
+integration_marks="(integration or browser) and not faults"
 unit_tests() {
-  .venv/bin/python -m pytest -n "$workers" -m "not integration and not browser"
+  .venv/bin/python -m pytest -n "$workers" -m "not integration and not browser and not faults"
 }
 integration_tests() {
-  .venv/bin/python -m pytest -m "integration or browser"
+  .venv/bin/python -m pytest -m "$integration_marks"
 }
 
 broker="${CELERY_BROKER_URL:-filesystem://}"
@@ -76,7 +78,7 @@ import signal, sys
 signal.signal(signal.SIGINT, signal.default_int_handler)
 import pytest
 sys.exit(pytest.main(sys.argv[1:]))
-' -m "integration or browser" >"$integration_log" 2>&1 &
+' -m "$integration_marks" >"$integration_log" 2>&1 &
 integration_pid=$!
 stop_integration() {
   if kill -0 "$integration_pid" 2>/dev/null; then

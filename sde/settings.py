@@ -160,7 +160,11 @@ TEMPLATES = [
 # --- Database --------------------------------------------------------------------------
 _database_url = _required("DATABASE_URL") if PRODUCTION else _env("DATABASE_URL")
 if _database_url:
-    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
+    # Connections are kept for a minute; each is checked before reuse, so that after a
+    # database restart a request gets a new one instead of an error page.
+    DATABASES = {
+        "default": dj_database_url.parse(_database_url, conn_max_age=60, conn_health_checks=True)
+    }
     DATABASES["default"].setdefault("TEST", {})
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)

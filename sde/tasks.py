@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from celery import shared_task
+from celery import Task, shared_task
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from sde.audit.selectors import verify_audit_log
@@ -14,6 +15,7 @@ from sde.data.models import Ingest
 from sde.exceptions import AuditError
 
 logger = logging.getLogger(__name__)
+INGEST_DATABASE_RETRIES = 20  # with a backoff to 30 s: about eight minutes of outage
 
 
 @shared_task(name="sde.tasks.verify_audit_task", time_limit=1800, soft_time_limit=1700)
@@ -37,10 +39,20 @@ def sign_audit_checkpoint_task() -> int | None:
     return checkpoint.sequence if checkpoint else None
 
 
-@shared_task(name="sde.tasks.ingest_drop_task", time_limit=3 * 3600, soft_time_limit=3 * 3600 - 60)
-def ingest_drop_task(ingest_id: int) -> str:
+@shared_task(
+    bind=True,
+    name="sde.tasks.ingest_drop_task",
+    time_limit=3 * 3600,
+    soft_time_limit=3 * 3600 - 60,
+    max_retries=INGEST_DATABASE_RETRIES,
+)
+def ingest_drop_task(self: Task, ingest_id: int) -> str:
     """Run a queued ingest. Idempotent: a finished ingest is left as it is; a redelivered
-    task (its worker died mid-run) starts the ingest again from a clean staging folder."""
+    task (its worker died mid-run) starts the ingest again from a clean staging folder.
+
+    When the database goes away mid-run, the failure cannot be recorded either and the
+    ingest would stay "running" for good: the task is retried with a backoff instead, and
+    the retry starts it again (or finds it finished) once the database is back."""
     ingest = Ingest.objects.filter(pk=ingest_id).first()
     if ingest is None:
         return "missing"
@@ -48,6 +60,10 @@ def ingest_drop_task(ingest_id: int) -> str:
         return str(ingest.status)
     try:
         ingest = run_ingest(ingest=ingest, by=get_system_user())
+    except (OperationalError, InterfaceError) as error:  # the database is unreachable
+        logger.error("ingest %s stopped: database unavailable (%s); retrying", ingest_id,
+                     type(error).__name__)  # fmt: skip
+        raise self.retry(countdown=min(30, 2**self.request.retries), exc=error) from None
     except Exception as error:  # noqa: BLE001 - run_ingest has recorded the failure
         logger.error("ingest %s failed: %s", ingest_id, type(error).__name__)
         return str(Ingest.Status.FAILED)

@@ -25,6 +25,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import shutil
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -507,22 +508,35 @@ def _release(request: ReleaseRequest) -> ReleaseRequest:
     store = data_root() / "releases" / str(request.project_id) / str(request.pk)
     store.mkdir(parents=True, exist_ok=True)
     released = []
-    for file, data, sha in verified:
-        target = store / f"{file.pk}-{file.name}"
-        temporary = target.with_suffix(target.suffix + ".partial")
-        temporary.write_bytes(data)
-        temporary.chmod(0o440)
-        temporary.replace(target)
-        if file_sha256(target) != sha:
-            raise ValidationError(f"{file.name} could not be stored intact; nothing released")
-        with governed_writes(ReleasedFile):
-            ReleasedFile.objects.create(file=file, path=str(target.relative_to(data_root())),
-                                        sha256=sha, size=len(data))  # fmt: skip
-        released.append({"file_id": file.pk, "name": file.name, "sha256": sha})
-        _keep_ledger(request, file)
-    projects.count_released_outputs(project=request.project, change=len(released))
-    return _move(request, "release", by=system, released_at=timezone.now(),
-                 data={"files": released})  # fmt: skip
+    try:
+        for file, data, sha in verified:
+            target = store / f"{file.pk}-{file.name}"
+            temporary = target.with_suffix(target.suffix + ".partial")
+            temporary.write_bytes(data)
+            temporary.chmod(0o440)
+            temporary.replace(target)
+            if file_sha256(target) != sha:
+                raise ValidationError(f"{file.name} could not be stored intact; nothing released")
+            with governed_writes(ReleasedFile):
+                ReleasedFile.objects.create(file=file, path=str(target.relative_to(data_root())),
+                                            sha256=sha, size=len(data))  # fmt: skip
+            released.append({"file_id": file.pk, "name": file.name, "sha256": sha})
+            _keep_ledger(request, file)
+        projects.count_released_outputs(project=request.project, change=len(released))
+        return _move(request, "release", by=system, released_at=timezone.now(),
+                     data={"files": released})  # fmt: skip
+    except BaseException:
+        # The transaction this runs in rolls back (a file not stored intact, the database
+        # gone mid-way): nothing is released, so no copy or ledger entry may stay behind.
+        _discard_copies(request)
+        raise
+
+
+def _discard_copies(request: ReleaseRequest) -> None:
+    shutil.rmtree(data_root() / "releases" / str(request.project_id) / str(request.pk),
+                  ignore_errors=True)  # fmt: skip
+    for entry in (data_root() / "ledger" / str(request.project_id)).glob(f"{request.pk}-*.parquet"):
+        entry.unlink(missing_ok=True)
 
 
 def _keep_ledger(request: ReleaseRequest, file: ReleaseFile) -> None:

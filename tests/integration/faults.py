@@ -536,6 +536,7 @@ def build_world(out: Path, folder: Path) -> None:  # pragma: no cover - runs in 
     out.write_text(json.dumps({
         "custodian": custodian.pk, "project": project.pk, "member": member.pk,
         "job": job.pk, "release": request.pk, "review": review.pk, "checker": checker_2.pk,
+        "release_files": list(request.files.values_list("pk", flat=True)),
         "application": application.pk, "approver": panel.reviewers[1].pk,
         "second_drop": str(second), "sessions": sessions,
     }))  # fmt: skip

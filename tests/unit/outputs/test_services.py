@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.db import OperationalError
 
 from outputs import selectors, services
 from outputs.models import ExceptionRequest, FileDecision, ReleasedFile, ReleaseRequest, Review
@@ -572,6 +573,39 @@ def test_a_changed_job_output_cannot_be_added(releases):
         services.add_file(request=request, job=job, output=output_of(job, TEXT),
                           context="Notes.", by=releases.people.author)  # fmt: skip
     assert snapshot(request) == before
+
+
+@pytest.mark.parametrize(
+    "failure", [OperationalError("the database went away"), RuntimeError("unexpected")],
+    ids=["database gone", "unexpected error"],
+)  # fmt: skip
+def test_a_release_that_fails_after_copying_leaves_no_copy_or_ledger_entry(
+    releases, monkeypatch, failure
+):
+    """The copies are written inside the release's transaction; if it fails after them
+    (the database gone while counting the release, issue 8's fault test), nothing stays in
+    the release store or the differencing ledger for a request that was not released."""
+    people, request = releases.people, releases.request("partially_reviewed_open")
+    mine = request.reviews.get(reviewer=people.checker)
+    before = snapshot(request)
+    store = data_root() / "releases" / str(request.project_id) / str(request.pk)
+    copied = []
+
+    def fail(*, project, change):
+        copied.extend(path.name for path in store.iterdir())
+        raise failure
+
+    monkeypatch.setattr(services.projects, "count_released_outputs", fail)
+
+    with pytest.raises(type(failure)):
+        services.submit_review(review=mine, by=people.checker)
+
+    assert copied  # the failure came after the copies were made
+    assert not store.exists()
+    ledger = data_root() / "ledger" / str(request.project_id)
+    assert not list(ledger.glob(f"{request.pk}-*.parquet"))
+    assert snapshot(request) == before
+    assert fresh(request).status == S.PARTIALLY_REVIEWED
 
 
 def test_a_file_changed_after_review_is_not_released_and_nothing_is(releases):

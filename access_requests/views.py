@@ -768,6 +768,11 @@ def application_decide(request: HttpRequest, pk: int, action: str) -> HttpRespon
     """One review action (the page shows only the ones the viewer may take; the services
     refuse the rest: 403 for a reviewer who is not independent, 409 out of turn)."""
     ar, user = _for_review(request, pk), _user(request)
+    # The permission before the form, so that a refusal never depends on what was sent.
+    if action == "sign-off":
+        policy.check_sign_off_public_interest(user, ar, conflict=services.conflict_of(user, ar))
+    elif action in ACTIONS:
+        services.check_reviewer(user, ar)
     if action == "start-review":
         result = services.start_review(request=ar, by=user)
         messages.success(request, _decided(result, action))

@@ -101,6 +101,8 @@ def release_list(request: HttpRequest, project: Project) -> HttpResponse:
 
 @project_page("POST")
 def release_create(request: HttpRequest, project: Project) -> HttpResponse:
+    # The permission before the form, so that a refusal never depends on what was sent.
+    policy.check_request_release(user_of(request), project, today=timezone.localdate())
     form = CreateRequestForm(request.POST)
     if not form.is_valid():
         return _render_list(request, project, form, status=400)
@@ -278,6 +280,7 @@ def release_detail(request: HttpRequest, project: Project, release_id: int) -> H
 def add_file(request: HttpRequest, project: Project, release_id: int) -> HttpResponse:
     release = release_of(request, project, release_id)
     user = user_of(request)
+    policy.check_release_author(user, release, today=timezone.localdate())  # before the form
     form = AddFileForm(request.POST, prefix="add", choices=file_choices(project))
     if not form.is_valid():
         return _render_detail(request, project, release, status=400, bound={"add": form})

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.http import FileResponse
 from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
@@ -25,6 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from sde import policy
 from sde.analysis import analyses, selectors, services
 from sde.analysis.models import Cohort, Job, Script
 from sde.api import analysis_serializers as s
@@ -38,6 +40,11 @@ FILE_TYPES = {".png": "image/png", ".csv": "text/csv; charset=utf-8",
               ".json": "application/json", ".txt": "text/plain; charset=utf-8"}  # fmt: skip
 # The file is sent as its own type (FILE_TYPES), so any media type may come back.
 FILE_RESPONSE = {(200, "*/*"): OpenApiTypes.BINARY}
+
+
+def _check_use(request: Request, project: Project) -> None:
+    """The permission before the body: a refusal never depends on what was sent."""
+    policy.check_use_project_data(user_of(request), project, today=timezone.localdate())
 
 
 def _job_response(job: Job, *, created: bool = False) -> Response:
@@ -118,6 +125,7 @@ class Jobs(ProjectScoped, generics.ListAPIView):
 
     @extend_schema(request=s.JobSubmitSerializer, responses={201: s.JobDetailSerializer})
     def post(self, request: Request, pk: int) -> Response:
+        _check_use(request, self.project)
         body = validated(s.JobSubmitSerializer, request)
         script = None
         if "script_id" in body:
@@ -198,6 +206,7 @@ class Scripts(ProjectScoped, generics.ListAPIView):
         request=s.ScriptSaveSerializer, responses={200: s.ScriptSerializer, 201: s.ScriptSerializer}
     )
     def post(self, request: Request, pk: int) -> Response:
+        _check_use(request, self.project)
         body = validated(s.ScriptSaveSerializer, request)
         # A version is its content's hash; say whether this one is new.
         digest = hashlib.sha256(body["content"].encode()).hexdigest()

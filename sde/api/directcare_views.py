@@ -132,6 +132,8 @@ class Requests(DirectCareView, generics.ListAPIView):
     )
     def post(self, request: Request) -> Response:
         user = user_of(request)
+        if not policy.user_requests_reidentification(user):  # before the body, as a 404
+            raise NotFound("no such page")
         body = validated(s.ReidentificationCreateSerializer, request)
         cohort = selectors.cohort_for(user, body["cohort_id"])
         practices = policy.practices_for(user)

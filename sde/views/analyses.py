@@ -115,12 +115,24 @@ def _refused(
                   status=status)  # fmt: skip
 
 
+def _may_not_use(request: HttpRequest, project: Project) -> HttpResponse | None:
+    """The refusal, if the person may not use the project's data: checked before the
+    form, so that a refusal never depends on what was sent."""
+    try:
+        policy.check_use_project_data(_user(request), project, today=timezone.localdate())
+    except PermissionDenied as error:
+        return _refused(request, project, error)
+    return None
+
+
 @project_page("POST")
 def run_analysis(request: HttpRequest, project: Project, name: str) -> HttpResponse:
     try:
         builtin = analyses.get(name)
     except ValidationError:
         raise NotFound("no such analysis") from None
+    if refused := _may_not_use(request, project):
+        return refused
     form = AnalysisForm(request.POST, builtin=builtin, saved=_cohort_choices(project))
     bound = {"analysis_forms": {name: form}}
     if not form.is_valid():
@@ -142,6 +154,8 @@ def run_analysis(request: HttpRequest, project: Project, name: str) -> HttpRespo
 
 @project_page("POST")
 def save_script(request: HttpRequest, project: Project) -> HttpResponse:
+    if refused := _may_not_use(request, project):
+        return refused
     form = ScriptForm(request.POST, request.FILES, prefix="script")
     if form.is_valid():
         try:
@@ -167,6 +181,8 @@ def run_script(request: HttpRequest, project: Project, script_id: int) -> HttpRe
     script = selectors.scripts_of(project).filter(pk=script_id).first()
     if script is None:
         raise NotFound("no such script")
+    if refused := _may_not_use(request, project):
+        return refused
     form = RunScriptForm(request.POST, prefix="run")
     if not form.is_valid():
         messages.error(request, "Choose real or dummy data.")

@@ -247,6 +247,7 @@ def _what(change: OptOutChange) -> str:
 @ig_only("POST")
 def change_decide(request: HttpRequest, pk: int) -> HttpResponse:
     change = _change(request, pk)
+    policy.check_decide_optout_change(_user(request), change)  # before the form
     form = DecisionForm(request.POST, prefix=_prefix(change))
     decision = request.POST.get("decision")
     if form.is_valid() and decision not in ("approve", "reject"):

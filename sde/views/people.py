@@ -104,6 +104,7 @@ def person_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def person_grant_role(request: HttpRequest, pk: int) -> HttpResponse:
     person = _person(request, pk)
+    policy.check_grant_role(request.user, person)  # before the form
     form = GrantRoleForm(request.POST)
     if form.is_valid():
         role = Role(form.cleaned_data["role"])
@@ -154,6 +155,7 @@ def person_record_accreditation(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def person_suspend(request: HttpRequest, pk: int) -> HttpResponse:
     person = _person(request, pk)
+    policy.check_suspend_person(request.user, person)  # before the form
     form = ReasonForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Give a reason for suspending the account.")

@@ -797,37 +797,7 @@ BODIES: dict[str, Body] = {
     "direct-care-sign-off": {"role": "ig", "ig-outcome": "approve"},
     "api-direct-care-sign-off": {"role": "ig", "outcome": "approve"},
     "direct-care-request-new": lambda w: {"reason": REASON, "practice": _practice()},
-    "api-direct-care-requests": lambda w: {
-        "cohort_id": w.ids["cohort"],
-        "practice_id": _practice(),
-        "reason": REASON,
-    },
-    "person-grant-role": {"role": Role.OUTPUT_CHECKER.value, "reason": REASON},
-    "person-suspend": {"reason": REASON},
-    "api-person-roles": {"role": Role.OUTPUT_CHECKER.value, "reason": REASON},
-    "application-assign": lambda w: {"assign-assignee": w.people["ig_officer"]},
-    "application-approve": {"approve-end_date": "2027-06-30", "approve-conditions": ""},
-    "application-return": {"return-reason": REASON},
-    "application-reject": {"reject-reason": REASON},
-    "application-sign-off": {"sign_off-note": REASON},
     "application-comment": {"body": REASON},
-    "optout-change-decide": lambda w: {
-        f"change-{w.ids['change']}-decision_reason": REASON,
-        "decision": "approve",
-    },
-    "save-script": {"script-name": "matrix.py", "script-content": "print(1)"},
-    "run-script": {"run-run_on": "dummy"},
-    "run-analysis": {
-        "population_profile-run_on": "dummy",
-        "population_profile-index_date": "2026-01-01",
-    },
-    "release-create": {"title": REASON},
-    "release-add-file": lambda w: {
-        "add-source": f"{w.ids['job']}:{w.ids['output']}",
-        "add-context": REASON,
-    },
-    "api-project-scripts": {"name": "matrix.py", "content": "print(1)"},
-    "api-project-jobs": lambda w: {"script_id": w.ids["script"], "on_dummy": True},
 }
 
 

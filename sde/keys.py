@@ -64,10 +64,15 @@ def public_key_id(public_key: Ed25519PublicKey) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
-@lru_cache(maxsize=1)
 def audit_signing_key() -> Ed25519PrivateKey:
-    """The Ed25519 key that signs audit checkpoints."""
-    configured = settings.SDE_AUDIT_SIGNING_KEY
+    """The Ed25519 key that signs audit checkpoints: the configured one, or the development
+    key file in SDE_KEY_DIR (cached by where it comes from, so that a process whose key
+    folder changes signs and verifies with that folder's key, never a stale one)."""
+    return _audit_signing_key(settings.SDE_AUDIT_SIGNING_KEY, str(settings.SDE_KEY_DIR))
+
+
+@lru_cache(maxsize=4)
+def _audit_signing_key(configured: str | None, key_dir: str) -> Ed25519PrivateKey:
     raw = (
         _decode(configured, "SDE_AUDIT_SIGNING_KEY", 32)
         if configured

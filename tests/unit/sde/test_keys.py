@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
@@ -23,6 +24,7 @@ from sde.keys import (
     KeyRotationRefused,
     UnknownKeyVersion,
     _development_key_file,
+    audit_signing_key,
     keyring,
     rotate_development_key,
 )
@@ -181,8 +183,7 @@ def test_corrupt_development_keyring_file_is_refused(key_dir, content: str) -> N
 
 
 def test_keyrings_leave_the_audit_signing_key_file_alone(key_dir) -> None:
-    # The private helper, not the lru_cached audit_signing_key(), so no test caches a key
-    # from a temporary directory.
+    # The private helper: the audit key file is read, not created, by what is tested.
     audit_key = _development_key_file("audit-signing-ed25519.key", 32)
 
     for name in KEYRING_NAMES:
@@ -332,3 +333,19 @@ def test_production_settings_fail_fast_naming_a_missing_keyring_variable(tmp_pat
 def test_settings_define_every_keyring_variable() -> None:
     for variable in VARIABLES.values():
         assert hasattr(django_settings, variable)
+
+
+def test_the_audit_signing_key_follows_the_key_folder(key_dir, settings, tmp_path) -> None:
+    """A process whose key folder changes (a test's private one, then the default again)
+    signs with the folder's own key: a cached key from another folder would sign
+    checkpoints that the worker's key cannot verify."""
+    settings.SDE_AUDIT_SIGNING_KEY = None
+    first = audit_signing_key().public_key().public_bytes_raw()
+    settings.SDE_KEY_DIR = tmp_path / "other-keys"
+    second = audit_signing_key().public_key().public_bytes_raw()
+    settings.SDE_KEY_DIR = key_dir
+
+    assert first != second
+    assert audit_signing_key().public_key().public_bytes_raw() == first
+    stored = base64.b64decode((tmp_path / "other-keys" / "audit-signing-ed25519.key").read_text())
+    assert Ed25519PrivateKey.from_private_bytes(stored).public_key().public_bytes_raw() == second

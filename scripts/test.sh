@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Run the suite. Tests keep their own var/ (keys, broker, SQLite files) apart from the demo.
+# Each phase ends with its slowest tests (--durations), so a slow newcomer is seen in CI.
 #
 # With arguments they go to pytest as they are. Without: the unit tests spread over
 # SDE_TEST_WORKERS processes (pytest-xdist; default one per CPU), and the integration and
@@ -39,10 +40,10 @@ workers="${SDE_TEST_WORKERS:-$(nproc 2>/dev/null || echo 2)}"
 # The slow fault scenarios run from `make test-faults` only; the quick ones are here.
 integration_marks="(integration or browser) and not faults"
 unit_tests() {
-  .venv/bin/python -m pytest -n "$workers" -m "not integration and not browser and not faults"
+  .venv/bin/python -m pytest -n "$workers" --durations=15 -m "not integration and not browser and not faults"
 }
 integration_tests() {
-  .venv/bin/python -m pytest -m "$integration_marks"
+  .venv/bin/python -m pytest --durations=10 -m "$integration_marks"
 }
 
 broker="${CELERY_BROKER_URL:-filesystem://}"
@@ -78,7 +79,7 @@ import signal, sys
 signal.signal(signal.SIGINT, signal.default_int_handler)
 import pytest
 sys.exit(pytest.main(sys.argv[1:]))
-' -m "$integration_marks" >"$integration_log" 2>&1 &
+' --durations=10 -m "$integration_marks" >"$integration_log" 2>&1 &
 integration_pid=$!
 stop_integration() {
   if kill -0 "$integration_pid" 2>/dev/null; then

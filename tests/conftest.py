@@ -77,6 +77,22 @@ def researcher(db: None) -> User:
     return scenarios.person(Role.RESEARCHER, accredited=True)
 
 
+def private_settings(folder: Path, *, key_dir: Path | None = None) -> override_settings:
+    """What private_data_root sets, as ``override_settings`` over ``folder`` (its data,
+    keys and attachments), with mail kept in memory: for a world built once per module."""
+    return override_settings(
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+        SDE_DATA_ROOT=folder / "data",
+        SDE_KEY_DIR=key_dir or folder / "keys",
+        SDE_ATTACHMENT_ROOT=folder / "attachments",
+        PRODUCTION=False,
+        SDE_SYSTEM_KEYS=None,
+        SDE_MASTER_KEYS=None,
+        SDE_VAULT_KEYS=None,
+        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
+    )
+
+
 @pytest.fixture
 def private_data_root(settings: pytest.FixtureRequest, tmp_path: Path) -> Path:
     """A private data root and development key folder, so nothing touches real data or

@@ -30,7 +30,6 @@ import schemathesis
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import got_request_exception, request_finished, request_started
 from django.db import close_old_connections, transaction
-from django.test import override_settings
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
@@ -46,6 +45,7 @@ from sde.identity.roles import Role
 from tests import api_fuzz_world
 from tests.api_fuzz_world import CANARIES, World
 from tests.api_schema import schema_without_warnings
+from tests.conftest import private_settings
 from tests.shared_db import shared_rows
 
 pytestmark = pytest.mark.django_db
@@ -84,17 +84,7 @@ def world(
     django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
     folder = tmp_path_factory.mktemp("api-fuzz")
-    private = override_settings(
-        SDE_DATA_ROOT=folder / "data",
-        SDE_KEY_DIR=folder / "keys",
-        SDE_ATTACHMENT_ROOT=folder / "attachments",
-        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
-        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
-        PRODUCTION=False,
-        SDE_SYSTEM_KEYS=None,
-        SDE_MASTER_KEYS=None,
-        SDE_VAULT_KEYS=None,
-    )
+    private = private_settings(folder)
     drop = api_fuzz_world.drop(folder / "drop")
     with private, pytest.MonkeyPatch.context() as patch:
         with shared_rows(django_db_blocker, lambda: api_fuzz_world.build(drop, patch)) as built:

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
-from django.test import Client, override_settings
+from django.test import Client
 from django.urls import URLResolver, get_resolver, reverse
 from django.urls.resolvers import RoutePattern
 from django.utils import timezone
@@ -45,7 +45,7 @@ from sde.identity.models import ApiToken, Organisation, OrganisationMembership, 
 from sde.identity.roles import Capability, Role
 from sde.projects.models import Project, ProjectMembership
 from tests import authz_world
-from tests.conftest import verified_client
+from tests.conftest import private_settings, verified_client
 from tests.events import mark
 from tests.shared_db import shared_rows
 
@@ -821,13 +821,7 @@ def built(
     """The world, and a signed-in session (MFA done) per actor, made once per module; the
     settings point at the world's own data root and keys for the whole module."""
     folder = tmp_path_factory.mktemp("authz-world")
-    private = override_settings(  # as private_data_root (tests/conftest.py) sets them
-        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
-        SDE_DATA_ROOT=folder / "data", SDE_KEY_DIR=folder / "keys",
-        SDE_ATTACHMENT_ROOT=folder / "attachments", PRODUCTION=False, SDE_SYSTEM_KEYS=None,
-        SDE_MASTER_KEYS=None, SDE_VAULT_KEYS=None,
-        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
-    )  # fmt: skip
+    private = private_settings(folder)
     patch = pytest.MonkeyPatch()
     for module in (analysis_services, directcare_services):
         patch.setattr(module, "_enqueue", lambda pk: None)  # no broker: nothing is queued

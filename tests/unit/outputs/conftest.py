@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.test import override_settings
 
 from outputs.models import ReleaseRequest
 from sde.analysis.models import Job
@@ -33,6 +32,7 @@ from sde.identity.models import User
 from sde.projects.models import Project
 from sde.projects.services import MemberSpec, create_project
 from tests import scenarios
+from tests.conftest import private_settings
 from tests.shared_db import shared_rows
 from tests.unit.outputs import builders
 from tests.unit.sde.analysis import conftest as analysis_fixtures
@@ -118,17 +118,7 @@ def _release_world(
 ) -> Iterator[_Built]:
     folder = tmp_path_factory.mktemp("release-world")
     shutil.copytree(_world.folder / "data", folder / "data")
-    private = override_settings(  # as the analysis world's (and private_data_root's)
-        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
-        SDE_DATA_ROOT=folder / "data",
-        SDE_KEY_DIR=_world.folder / "keys",
-        SDE_ATTACHMENT_ROOT=folder / "attachments",
-        PRODUCTION=False,
-        SDE_SYSTEM_KEYS=None,
-        SDE_MASTER_KEYS=None,
-        SDE_VAULT_KEYS=None,
-        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
-    )
+    private = private_settings(folder, key_dir=_world.folder / "keys")
 
     def build() -> _Built:
         with private:

@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.test import override_settings
 
 from sde.analysis import services
 from sde.analysis.models import Job
@@ -37,6 +36,7 @@ from sde.projects import services as projects
 from sde.projects.models import Project
 from sde.tasks import build_project_extracts_task
 from tests import scenarios
+from tests.conftest import private_settings
 from tests.shared_db import shared_rows
 from tests.unit.sde.projects import builders
 from tests.unit.sde.projects import conftest as project_fixtures
@@ -130,17 +130,7 @@ def _world(
     drop_dir: Path,
 ) -> Iterator[World]:
     folder = tmp_path_factory.mktemp("analysis-world")
-    private = override_settings(  # as private_data_root (tests/conftest.py) sets them
-        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
-        SDE_DATA_ROOT=folder / "data",
-        SDE_KEY_DIR=folder / "keys",
-        SDE_ATTACHMENT_ROOT=folder / "attachments",
-        PRODUCTION=False,
-        SDE_SYSTEM_KEYS=None,
-        SDE_MASTER_KEYS=None,
-        SDE_VAULT_KEYS=None,
-        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
-    )
+    private = private_settings(folder)
 
     def build() -> World:
         with private:

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.test import override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from sde.analysis import services as analysis
@@ -32,6 +31,7 @@ from sde.projects import services as projects
 from sde.projects.models import Project
 from sde.tasks import build_project_extracts_task
 from tests import scenarios
+from tests.conftest import private_settings
 from tests.shared_db import shared_rows
 from tests.unit.sde.analysis.conftest import SCOPE as ANALYSIS_SCOPE
 from tests.unit.sde.projects import builders
@@ -124,13 +124,7 @@ def _world(
     direct_care_drop: Path,
 ) -> Iterator[World]:
     folder = tmp_path_factory.mktemp("direct-care-world")
-    private = override_settings(  # as private_data_root (tests/conftest.py) sets them
-        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
-        SDE_DATA_ROOT=folder / "data", SDE_KEY_DIR=folder / "keys",
-        SDE_ATTACHMENT_ROOT=folder / "attachments", PRODUCTION=False, SDE_SYSTEM_KEYS=None,
-        SDE_MASTER_KEYS=None, SDE_VAULT_KEYS=None,
-        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
-    )  # fmt: skip
+    private = private_settings(folder)
 
     def build() -> World:
         with private:

@@ -249,7 +249,12 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# In development the app folders are served as they are, looked up per request, as
+# whitenoise does by default under DEBUG. Said here rather than left to that default,
+# which reads DEBUG when the middleware starts: under the tests (DEBUG off, pytest-django)
+# it would scan every static file again for each new test client.
 WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "Europe/London"

@@ -18,6 +18,7 @@ from sde.identity import services
 from sde.identity.models import User
 from sde.identity.roles import Role
 from tests import scenarios
+from tests.shared_db import shared_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -97,12 +98,28 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(scope="module")
+def everyone(django_db_setup: None, django_db_blocker: Any) -> Iterator[dict[str, int]]:
+    """Two people holding every role, one with an authenticator and one without, made once
+    for the module (tests/shared_db.py): the gate's tables are hundreds of requests, and
+    making the people is what each would otherwise spend its time on."""
+
+    def build() -> dict[str, int]:
+        return {
+            kind: scenarios.person(*Role, mfa=kind == "with_authenticator").pk
+            for kind in ("with_authenticator", "without_authenticator")
+        }
+
+    with shared_rows(django_db_blocker, build) as pks:
+        yield pks
+
+
 @pytest.fixture(params=["with_authenticator", "without_authenticator"])
-def password_only(request) -> tuple[Client, str]:
+def password_only(request, everyone) -> tuple[Client, str]:
     """A client past the password step only, for a person holding every role; and the
     MFA step the gate should send them to."""
     with_authenticator = request.param == "with_authenticator"
-    user = scenarios.person(*Role, mfa=with_authenticator)
+    user = User.objects.get(pk=everyone[request.param])
     client = Client()
     client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
     return client, "mfa-verify" if with_authenticator else "mfa-enrol"
@@ -194,9 +211,9 @@ def test_public_pages_are_open_to_an_anonymous_visitor(client, url):
 
 # --- fully signed in -------------------------------------------------------------------
 @pytest.mark.parametrize("url", [url for url in NOT_PUBLIC if not url.mfa_stage], ids=str)
-def test_a_verified_session_passes_the_gate_everywhere(client_for, url):
+def test_a_verified_session_passes_the_gate_everywhere(client_for, everyone, url):
     # The control for the tests above: the gate refuses for want of MFA, not always.
-    client = client_for(scenarios.person(*Role))
+    client = client_for(User.objects.get(pk=everyone["with_authenticator"]))
 
     response = client.get(url.path)
 

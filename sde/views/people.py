@@ -96,7 +96,7 @@ def person_detail(request: HttpRequest, pk: int) -> HttpResponse:
             else None,
             "can_suspend": policy.user_can_suspend_person(user, person),
             "can_manage": policy.user_can_manage_accounts(user) and person.pk != user.pk,
-            "suspend_form": ReasonForm(),
+            "suspend_form": ReasonForm(auto_id="id_suspend_%s"),  # beside the grant form's reason
         },
     )
 

@@ -33,11 +33,14 @@ class _Page(HTMLParser):
         self.url = url
         self.links: list[str] = []
         self.forms: list[Form] = []
+        self.ids: list[str] = []
         self._form: Form | None = None
         self._select: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
+        if a.get("id"):
+            self.ids.append(a["id"])
         if tag == "a" and a.get("href"):
             self.links.append(a["href"])
         elif tag == "form":
@@ -85,6 +88,8 @@ def _local(url: str, base: str) -> str | None:
 class Crawl:
     pages: dict[str, HttpResponse] = field(default_factory=dict)
     forms: list[Form] = field(default_factory=list)
+    # url -> ids used more than once on that page (a label for one of them names the other)
+    repeated_ids: dict[str, list[str]] = field(default_factory=dict)
 
 
 def crawl(client: Client, start: list[str], *, limit: int = 80) -> Crawl:
@@ -109,6 +114,8 @@ def crawl(client: Client, start: list[str], *, limit: int = 80) -> Crawl:
         page = _Page(url)
         page.feed(response.content.decode())
         result.forms.extend(page.forms)
+        if repeated := sorted({i for i in page.ids if page.ids.count(i) > 1}):
+            result.repeated_ids[url] = repeated
         for href in page.links:
             local = _local(href, url)
             if local is not None:

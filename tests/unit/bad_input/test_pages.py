@@ -62,6 +62,8 @@ def test_every_page_escapes_hostile_text_in_every_field(world: hostile.World, cr
     for who in (*CRAWLED, "anonymous"):
         found = crawl(Client(), START, limit=PAGES) if who == "anonymous" else crawl_as(who)
         visited += len(found.pages)
+        # Well-formed as well as safe: a repeated id sends a label or a link to the wrong field.
+        assert not found.repeated_ids, (who, found.repeated_ids)
         for url, response in found.pages.items():
             assert response.status_code < 500, (who, url)
             content = body(response).decode("utf-8", "replace")

@@ -527,7 +527,7 @@ def _publish(
                 event_type=EventType.EXTRACT_BUILT,
                 actor=by,
                 target=extract,
-                project_id=None,
+                project_id=scope.project_id,  # so the audit log's project search finds it
                 data={
                     "project_id": scope.project_id,
                     "dummy": is_dummy,
@@ -617,6 +617,7 @@ def delete_extract(*, extract: Extract, by: User, reason: str) -> Extract:
             event_type=EventType.EXTRACT_DELETED,
             actor=by,
             target=locked,
+            project_id=locked.project_id,
             data={
                 "project_id": locked.project_id,
                 "dummy": locked.is_dummy,

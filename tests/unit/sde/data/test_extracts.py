@@ -916,6 +916,7 @@ def test_an_opt_out_added_after_the_build_takes_effect_before_the_next_use(
     assert types_since(before) == [EventType.EXTRACT_BUILT, EventType.EXTRACT_DELETED]
     deleted = events_since(before)[1]
     assert deleted.target_id == str(old.pk)
+    assert deleted.project_id == PROJECT
     assert deleted.data == {
         "project_id": PROJECT,
         "dummy": False,
@@ -1478,6 +1479,7 @@ def test_the_extract_built_event_has_counts_and_versions_but_no_identifiers(
     event = events_since(before)[0]
     assert event.actor_id == custodian.pk
     assert event.target_id == str(extract.pk)
+    assert event.project_id == PROJECT  # the audit log's project search finds it
     assert event.data == {
         "project_id": PROJECT,
         "dummy": False,

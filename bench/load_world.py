@@ -48,9 +48,7 @@ def seed(args: argparse.Namespace, var_dir: Path) -> World:
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
     from access_requests import services as applications
-    from outputs import selectors as release_selectors
     from outputs import services as releases
-    from outputs.models import ExceptionRequest
     from sde.analysis import services as analyses
     from sde.analysis.models import Job
     from sde.audit.events import EventType
@@ -64,6 +62,7 @@ def seed(args: argparse.Namespace, var_dir: Path) -> World:
     from sde.identity.roles import Role
     from sde.projects.services import MemberSpec, create_project
     from sde.tasks import build_project_extracts_task
+    from tests.scenarios import release_draft  # the release tests' own sequence
 
     world = World(password=secrets.token_urlsafe(16))
     today = date.today()
@@ -145,15 +144,11 @@ def seed(args: argparse.Namespace, var_dir: Path) -> World:
             )  # fmt: skip
             assert analyses.run_job(job_id=cohort.pk, worker="load") == Job.Status.SUCCEEDED
             jobs += 1
-        request = releases.create_request(project=project, by=pi, title="People by sex")
-        for output in job.outputs.filter(name__endswith=".csv"):
-            file = releases.add_file(request=request, job=job, output=output, by=pi,
-                                     context="People by sex.", controls="None needed.")  # fmt: skip
-            for rule in release_selectors.non_pass_rules(file):
-                releases.request_exception(file=file, rule=rule, by=pi,
-                                           reason=ExceptionRequest.Reason.OTHER,
-                                           justification="Counts of whole groups.")  # fmt: skip
-        releases.submit(request=fresh_release(request), by=pi)
+        request = release_draft(job, pi, job.outputs.filter(name__endswith=".csv"),
+                                title="People by sex", context=lambda _: "People by sex.",
+                                controls="None needed.",
+                                justification="Counts of whole groups.")  # fmt: skip
+        releases.submit(request=request, by=pi)
         print(f"  ... project {p + 1} of {args.projects} ready", file=sys.stderr, flush=True)
 
     from tests.unit.access_requests.builders import answers  # a complete application
@@ -177,12 +172,6 @@ def seed(args: argparse.Namespace, var_dir: Path) -> World:
     world.size = {"patients": args.patients, "projects": args.projects, "jobs": jobs,
                   "people": User.objects.filter(is_system=False).count()}  # fmt: skip
     return world
-
-
-def fresh_release(request: Any) -> Any:
-    from outputs.models import ReleaseRequest
-
-    return ReleaseRequest.objects.get(pk=request.pk)
 
 
 def counts() -> dict[str, int]:

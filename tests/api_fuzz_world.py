@@ -28,9 +28,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from access_requests import services as access
-from outputs import selectors as release_selectors
 from outputs import services as releases
-from outputs.models import ExceptionRequest
 from sde.analysis import sandbox
 from sde.analysis import services as jobs
 from sde.analysis.models import Cohort, Job
@@ -182,15 +180,11 @@ def build(drop: Path, patch: pytest.MonkeyPatch) -> World:
     )  # fmt: skip
     job = _run(patch, cohort_job, table_files("zqcanary-output-file-2", {"F": 25, "M": 35}),
                cohort=True)  # fmt: skip
-    release = releases.create_request(project=secret, by=member, title="zqcanary-release-title")
-    for output in job.outputs.filter(name__endswith=".csv"):
-        file = releases.add_file(request=release, job=job, output=output, by=member,
-                                 context="zqcanary-file-context", controls="none")  # fmt: skip
-        for rule in release_selectors.non_pass_rules(file):
-            releases.request_exception(file=file, rule=rule, by=member,
-                                       reason=ExceptionRequest.Reason.OTHER,
-                                       justification="zqcanary-file-context")  # fmt: skip
-    releases.submit(request=release, by=member)
+    release = scenarios.release_draft(job, member, job.outputs.filter(name__endswith=".csv"),
+                                      title="zqcanary-release-title",
+                                      context=lambda _: "zqcanary-file-context",
+                                      justification="zqcanary-file-context")  # fmt: skip
+    release = releases.submit(request=release, by=member)
     review = releases.start_review(request=release, by=people[CHECKER])
 
     # The secret project's application: submitted, with a comment and an attachment.

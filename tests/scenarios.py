@@ -7,7 +7,9 @@ go through the same service a person would use, so tests exercise the real rules
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterable
 from datetime import date, timedelta
+from typing import Any
 
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -110,3 +112,30 @@ def some_events(count: int) -> None:
     for i in range(count):
         with transaction.atomic():
             record_event(event_type=EventType.AUDIT_LOG_VIEWED, actor=actor, data={"i": i})
+
+
+def release_draft(
+    job: Any,
+    by: User,
+    outputs: Iterable[Any],
+    *,
+    title: str = "Counts by sex",
+    context: Callable[[str], str] = lambda name: f"{name}: by sex",
+    controls: str = "none",
+    justification: str = "The small cell is suppressed before publication.",
+) -> Any:
+    """A release request of ``job``'s ``outputs`` (JobOutput rows), with an exception
+    request for every rule a file did not pass: a draft ready to submit."""
+    from outputs import selectors as release_selectors
+    from outputs import services as releases
+    from outputs.models import ExceptionRequest, ReleaseRequest
+
+    request = releases.create_request(project=job.project, by=by, title=title)
+    for output in outputs:
+        file = releases.add_file(request=request, job=job, output=output, by=by,
+                                 context=context(output.name), controls=controls)  # fmt: skip
+        for rule in release_selectors.non_pass_rules(file):
+            releases.request_exception(file=file, rule=rule, by=by,
+                                       reason=ExceptionRequest.Reason.OTHER,
+                                       justification=justification)  # fmt: skip
+    return ReleaseRequest.objects.get(pk=request.pk)

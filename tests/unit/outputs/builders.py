@@ -214,16 +214,8 @@ def fresh(request: ReleaseRequest) -> ReleaseRequest:
 def draft(job: Job, by: User, names: tuple[str, ...] = (PASS_TABLE, FAIL_TABLE)) -> ReleaseRequest:
     """A draft with ``names`` from ``job`` and an exception request for every rule a
     file did not pass: ready to submit."""
-    request = services.create_request(project=job.project, by=by, title="Counts by sex")
-    for name in names:
-        file = services.add_file(request=request, job=job, output=output_of(job, name),
-                                 context=f"{name}: by sex", controls="none", by=by)  # fmt: skip
-        for rule in selectors.non_pass_rules(file):
-            services.request_exception(
-                file=file, rule=rule, reason=ExceptionRequest.Reason.OTHER,
-                justification="The small cell is suppressed before publication.", by=by,
-            )  # fmt: skip
-    return fresh(request)
+    request: ReleaseRequest = scenarios.release_draft(job, by, [output_of(job, n) for n in names])
+    return request
 
 
 def submitted(job: Job, by: User, **kwargs: Any) -> ReleaseRequest:

@@ -11,6 +11,7 @@ import copy
 import html
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,9 @@ from sde.identity.roles import Role
 from sde.projects import services
 from sde.projects.models import Project, ProjectMembership
 from tests import scenarios
+from tests.conftest import private_settings
 from tests.events import mark, types_since
+from tests.shared_db import shared_rows
 from tests.unit.sde.projects.builders import SCOPE, accredit
 from tests.unit.sde.projects.conftest import drop_dir, ingested  # noqa: F401
 
@@ -79,23 +82,27 @@ def organisation() -> Organisation:
     return scenarios.organisation()
 
 
+def _new_project(ig: User, member: User, organisation: Organisation, **changes: Any) -> Project:
+    today = _today()
+    fields: dict[str, Any] = {
+        "title": "Hypertension in North Place",
+        "lay_summary": "Who is treated for high blood pressure, and who is missed.",
+        "organisation": organisation,
+        "scope": {**copy.deepcopy(SCOPE), "cohort": {"age_min": 18}},
+        "start_date": today - timedelta(days=30),
+        "end_date": today + timedelta(days=180),
+        "members": [services.MemberSpec(member, "principal_investigator")],
+        "by": ig,
+        "conditions": "Publish nothing below ward level.",
+    }
+    fields.update(changes)
+    return services.create_project(**fields)
+
+
 @pytest.fixture
 def make_project(ig: User, member: User, organisation: Organisation) -> Callable[..., Project]:
     def make(**changes: Any) -> Project:
-        today = _today()
-        fields: dict[str, Any] = {
-            "title": "Hypertension in North Place",
-            "lay_summary": "Who is treated for high blood pressure, and who is missed.",
-            "organisation": organisation,
-            "scope": {**copy.deepcopy(SCOPE), "cohort": {"age_min": 18}},
-            "start_date": today - timedelta(days=30),
-            "end_date": today + timedelta(days=180),
-            "members": [services.MemberSpec(member, "principal_investigator")],
-            "by": ig,
-            "conditions": "Publish nothing below ward level.",
-        }
-        fields.update(changes)
-        return services.create_project(**fields)
+        return _new_project(ig, member, organisation, **changes)
 
     return make
 
@@ -251,14 +258,42 @@ def test_an_anonymous_visitor_is_sent_to_sign_in(client, project):
         assert response.url.startswith(reverse("login"))
 
 
+@dataclass(frozen=True)
+class Unseen:
+    project: int
+    member: int
+    outsiders: dict[str, int]  # OUTSIDERS' names -> pks
+
+
+@pytest.fixture(scope="module")
+def unseen(
+    module_catalogue: int, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Unseen]:
+    """For the 404 table (hundreds of requests): a project, its member and one person of
+    each kind in OUTSIDERS, made once for the module (tests/shared_db.py)."""
+    private = private_settings(tmp_path_factory.mktemp("project-pages"))
+
+    def build() -> Unseen:
+        with private:
+            member = trained(scenarios.person(Role.RESEARCHER))
+            ig = scenarios.person(Role.IG_OFFICER)
+            project = _new_project(ig, member, scenarios.organisation())
+            outsiders = {name: make().pk for name, make in OUTSIDERS.items()}
+            return Unseen(project.pk, member.pk, outsiders)
+
+    with shared_rows(django_db_blocker, build) as world:
+        yield world
+
+
 @pytest.mark.parametrize("method", ["get", "post"])
 @pytest.mark.parametrize("name", sorted(PROJECT_ROUTES))
-@pytest.mark.parametrize("outsider", OUTSIDERS.values(), ids=OUTSIDERS)
+@pytest.mark.parametrize("outsider", OUTSIDERS)
 def test_every_project_url_is_404_to_someone_who_may_not_see_the_project(
-    client_for, project, member, outsider, name, method
+    client_for, unseen, outsider, name, method
 ):
-    path = _fill(PROJECT_ROUTES[name], project, member)
-    client = client_for(outsider())
+    project = Project.objects.get(pk=unseen.project)
+    path = _fill(PROJECT_ROUTES[name], project, User.objects.get(pk=unseen.member))
+    client = client_for(User.objects.get(pk=unseen.outsiders[outsider]))
     before = mark()
 
     response = getattr(client, method)(path, {"suspend-reason": "x"})

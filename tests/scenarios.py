@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -18,6 +18,10 @@ from sde.audit.services import get_system_user
 from sde.identity import services
 from sde.identity.models import Accreditation, Organisation, User
 from sde.identity.roles import Role
+
+if TYPE_CHECKING:
+    from outputs.models import ReleaseRequest
+    from sde.analysis.models import Job, JobOutput
 
 _counter = itertools.count(1)
 
@@ -115,20 +119,21 @@ def some_events(count: int) -> None:
 
 
 def release_draft(
-    job: Any,
+    job: Job,
     by: User,
-    outputs: Iterable[Any],
+    outputs: Iterable[JobOutput],
     *,
     title: str = "Counts by sex",
     context: Callable[[str], str] = lambda name: f"{name}: by sex",
     controls: str = "none",
     justification: str = "The small cell is suppressed before publication.",
-) -> Any:
+) -> ReleaseRequest:
     """A release request of ``job``'s ``outputs`` (JobOutput rows), with an exception
     request for every rule a file did not pass: a draft ready to submit."""
     from outputs import selectors as release_selectors
     from outputs import services as releases
-    from outputs.models import ExceptionRequest, ReleaseRequest
+    from outputs.models import ExceptionRequest
+    from outputs.models import ReleaseRequest as Request
 
     request = releases.create_request(project=job.project, by=by, title=title)
     for output in outputs:
@@ -138,4 +143,4 @@ def release_draft(
             releases.request_exception(file=file, rule=rule, by=by,
                                        reason=ExceptionRequest.Reason.OTHER,
                                        justification=justification)  # fmt: skip
-    return ReleaseRequest.objects.get(pk=request.pk)
+    return Request.objects.get(pk=request.pk)

@@ -214,8 +214,7 @@ def fresh(request: ReleaseRequest) -> ReleaseRequest:
 def draft(job: Job, by: User, names: tuple[str, ...] = (PASS_TABLE, FAIL_TABLE)) -> ReleaseRequest:
     """A draft with ``names`` from ``job`` and an exception request for every rule a
     file did not pass: ready to submit."""
-    request: ReleaseRequest = scenarios.release_draft(job, by, [output_of(job, n) for n in names])
-    return request
+    return scenarios.release_draft(job, by, [output_of(job, n) for n in names])
 
 
 def submitted(job: Job, by: User, **kwargs: Any) -> ReleaseRequest:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -76,6 +77,38 @@ class RequireMFAMiddleware:
         if isinstance(exception, InvalidTransition):
             return render(request, "errors/409.html", {"message": str(exception)}, status=409)
         return None
+
+
+class IdleSessionMiddleware:
+    """Signs a person out after ``SDE_SESSION_IDLE_MINUTES`` without a request.
+
+    A session's expiry is pushed on when the session is saved. Saving it on every request
+    (``SESSION_SAVE_EVERY_REQUEST``) would be one database write per request; instead a
+    request saves it once ``SDE_SESSION_REFRESH_SECONDS`` have passed since it was last
+    saved. The session then lapses between the idle limit less that interval and the idle
+    limit after the last request: never later. Sits inside SessionMiddleware, which does
+    the saving on the way out."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        session = getattr(request, "session", None)
+        if session is None or session.is_empty():  # nobody signed in, or signed out here
+            return response
+        now = int(time.time())
+        saved = session.get(SESSION_SAVED_AT)
+        if (
+            session.modified
+            or not isinstance(saved, int)
+            or not 0 <= now - saved < settings.SDE_SESSION_REFRESH_SECONDS
+        ):
+            session[SESSION_SAVED_AT] = now  # modified: SessionMiddleware saves it
+        return response
+
+
+SESSION_SAVED_AT = "sde_saved_at"  # when the session (and so its expiry) was last saved
 
 
 class SecurityHeadersMiddleware:

@@ -129,6 +129,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "sde.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "sde.middleware.IdleSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -217,7 +218,10 @@ ANONYMOUS_USER_NAME = None  # guardian: no anonymous user row; the public gets n
 # --- Sessions, cookies and headers -----------------------------------------------------
 SDE_SESSION_IDLE_MINUTES = _env_int("SDE_SESSION_IDLE_MINUTES", 30)
 SESSION_COOKIE_AGE = SDE_SESSION_IDLE_MINUTES * 60
-SESSION_SAVE_EVERY_REQUEST = True  # every request pushes expiry on: an idle timeout
+# An idle timeout: a request pushes the expiry on, saving the session at most once a
+# refresh interval (sde.middleware.IdleSessionMiddleware), not on every request.
+SDE_SESSION_REFRESH_SECONDS = 60
+SESSION_SAVE_EVERY_REQUEST = False
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

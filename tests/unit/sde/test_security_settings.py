@@ -10,6 +10,7 @@ import secrets
 import stat
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from django.utils import timezone
 
 from sde.identity import services
 from sde.identity.roles import Role
+from sde.middleware import SESSION_SAVED_AT
 from tests import scenarios
 
 BASE_DIR = Path(settings.BASE_DIR)
@@ -126,10 +128,15 @@ def test_no_template_has_code_the_content_security_policy_would_block():
 
 
 # --- sessions and cookies --------------------------------------------------------------
-def test_sessions_expire_after_the_idle_limit_and_every_request_extends_them():
-    assert settings.SESSION_SAVE_EVERY_REQUEST is True
+def test_sessions_expire_after_the_idle_limit_and_requests_extend_them():
     assert settings.SESSION_COOKIE_AGE == settings.SDE_SESSION_IDLE_MINUTES * 60
     assert settings.SESSION_EXPIRE_AT_BROWSER_CLOSE is True
+    # Requests push the expiry on through IdleSessionMiddleware, which must sit inside
+    # SessionMiddleware (that saves the session on the way out).
+    order = settings.MIDDLEWARE
+    sessions = order.index("django.contrib.sessions.middleware.SessionMiddleware")
+    assert order.index("sde.middleware.IdleSessionMiddleware") > sessions
+    assert settings.SDE_SESSION_REFRESH_SECONDS < settings.SESSION_COOKIE_AGE / 10
 
 
 @pytest.mark.django_db
@@ -162,17 +169,39 @@ def test_a_session_idle_past_the_limit_is_signed_out(client_for, fast_hashing):
 
 
 @pytest.mark.django_db
-def test_each_request_pushes_the_idle_expiry_on(client_for, fast_hashing):
+@pytest.mark.parametrize(
+    ("saved_ago", "pushed"),
+    [
+        (None, True),  # a session saved before the marker existed
+        (0, False),
+        (58, False),  # within the refresh interval (60 s): no write
+        (60, True),
+        (3600, True),
+        (-120, True),  # "saved" in the future: the clock went back
+    ],
+)
+def test_a_request_pushes_the_idle_expiry_on_once_a_refresh_interval(
+    client_for, fast_hashing, saved_ago, pushed
+):
     client = client_for(scenarios.person(Role.RESEARCHER))
-    Session.objects.filter(session_key=client.session.session_key).update(
-        expire_date=timezone.now() + timedelta(minutes=1)
-    )
+    session = client.session
+    session.pop(SESSION_SAVED_AT, None)
+    if saved_ago is not None:
+        session[SESSION_SAVED_AT] = int(time.time()) - saved_ago
+    session.save()
+    soon = timezone.now() + timedelta(minutes=1)
+    Session.objects.filter(session_key=session.session_key).update(expire_date=soon)
 
     response = client.get(reverse("dashboard"))
 
-    expected = timezone.now() + timedelta(minutes=settings.SDE_SESSION_IDLE_MINUTES)
     assert response.status_code == 200
-    assert abs(_session(client).expire_date - expected) < timedelta(seconds=30)
+    expiry = _session(client).expire_date
+    if pushed:
+        expected = timezone.now() + timedelta(minutes=settings.SDE_SESSION_IDLE_MINUTES)
+        assert abs(expiry - expected) < timedelta(seconds=30)
+        assert 0 <= time.time() - client.session[SESSION_SAVED_AT] < 30
+    else:
+        assert expiry == soon
 
 
 # --- CSRF ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ Without /usr/bin/chromium the suite is skipped on a developer's machine and fail
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,9 @@ from playwright.sync_api import (
     Response,
     expect,
     sync_playwright,
+)
+from playwright.sync_api import (
+    Error as PlaywrightError,
 )
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -91,18 +95,38 @@ class Tab:
             self.errors.append(f"{message.text} ({self.page.url})")
 
     def check(self, name: str, *, expected_errors: tuple[str, ...] = ()) -> None:
-        """Screenshot the current page to test-results/screenshots/<name>.png, then
-        assert that nothing was logged as an error since the last check (CSP violations
-        are), apart from messages containing one of ``expected_errors``."""
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+        """Assert that nothing was logged as an error since the last check (CSP violations
+        are), apart from messages containing one of ``expected_errors``; if something was,
+        the page is saved first as test-results/screenshots/<name>.png."""
         unexpected = [
             error
             for error in self.errors
             if not any(expected in error for expected in expected_errors)
         ]
         self.errors.clear()
+        if unexpected:
+            self.screenshot(name)
         assert not unexpected, f"console errors (CSP violations among them) on {name}: {unexpected}"
+
+    def screenshot(self, name: str) -> None:
+        """The page as test-results/screenshots/<name>.png, if the browser can still
+        give one (a failure must not be hidden by a second one)."""
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(PlaywrightError):
+            self.page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[object]:
+    """Each phase's report on its test, so that the tabs' teardown knows it failed."""
+    report = yield
+    setattr(item, f"sde_report_{call.when}", report)
+    return report
+
+
+def _failed(request: pytest.FixtureRequest) -> bool:
+    report = getattr(request.node, "sde_report_call", None)
+    return report is None or report.failed  # None: the test never ran (its setup failed)
 
 
 def open_tab(browser: Browser, base_url: str) -> tuple[Tab, BrowserContext]:
@@ -119,26 +143,35 @@ def open_tab(browser: Browser, base_url: str) -> tuple[Tab, BrowserContext]:
 
 
 @pytest.fixture
-def tab(browser: Browser, live_server: object) -> Iterator[Tab]:
+def tab(request: pytest.FixtureRequest, browser: Browser, live_server: object) -> Iterator[Tab]:
+    """A browser context on the live server. Its page is saved (test-results/screenshots/)
+    when the test fails: only then, as a full-page screenshot at every check costs
+    Chromium's encoder more CPU than the rest of the check."""
     current, context = open_tab(browser, str(live_server.url))  # type: ignore[attr-defined]
     try:
         yield current
     finally:
+        if _failed(request):
+            current.screenshot(f"{request.node.name}-failed")
         context.close()
 
 
 @pytest.fixture
-def new_tab(browser: Browser, live_server: object) -> Iterator[Callable[[], Tab]]:
+def new_tab(
+    request: pytest.FixtureRequest, browser: Browser, live_server: object
+) -> Iterator[Callable[[], Tab]]:
     """More browser contexts on the live server (one per person), set up as ``tab``."""
-    contexts = []
+    tabs: list[tuple[Tab, BrowserContext]] = []
 
     def make() -> Tab:
         current, context = open_tab(browser, str(live_server.url))  # type: ignore[attr-defined]
-        contexts.append(context)
+        tabs.append((current, context))
         return current
 
     yield make
-    for context in contexts:
+    for n, (current, context) in enumerate(tabs, start=1):
+        if _failed(request):
+            current.screenshot(f"{request.node.name}-failed-{n}")
         context.close()
 
 

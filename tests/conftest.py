@@ -3,6 +3,7 @@ DATABASE_URL is set) and the real broker."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from sde.identity.models import User
 from sde.identity.roles import Role
+from sde.middleware import SESSION_SAVED_AT
 from tests import scenarios
 from tests.shared_db import shared_rows
 
@@ -63,6 +65,7 @@ def verified_client(user: User) -> Client:
     client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session[SESSION_SAVED_AT] = int(time.time())  # as the sign-in's response leaves it
     session.save()
     return client
 

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.urls import URLResolver, get_resolver, reverse
 from django.urls.resolvers import RoutePattern
@@ -18,6 +19,7 @@ from sde.identity import services
 from sde.identity.models import User
 from sde.identity.roles import Role
 from tests import scenarios
+from tests.conftest import verified_client
 from tests.shared_db import shared_rows
 
 pytestmark = pytest.mark.django_db
@@ -98,20 +100,45 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-@pytest.fixture(scope="module")
-def everyone(django_db_setup: None, django_db_blocker: Any) -> Iterator[dict[str, int]]:
-    """Two people holding every role, one with an authenticator and one without, made once
-    for the module (tests/shared_db.py): the gate's tables are hundreds of requests, and
-    making the people is what each would otherwise spend its time on."""
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
-    def build() -> dict[str, int]:
-        return {
+
+@dataclass(frozen=True)
+class Everyone:
+    people: dict[str, int]  # "with_authenticator" / "without_authenticator" -> pk
+    password_only: dict[str, str]  # the same -> a session past the password step only
+    verified: str  # a session of the person with an authenticator, MFA done
+
+
+@pytest.fixture(scope="module")
+def everyone(django_db_setup: None, django_db_blocker: Any) -> Iterator[Everyone]:
+    """Two people holding every role, one with an authenticator and one without, and their
+    sessions, made once for the module (tests/shared_db.py): the gate's tables are
+    hundreds of requests, and making the people and signing them in is what each would
+    otherwise spend its time on. Sessions live in the database, so what a request does to
+    one is rolled back with its test."""
+
+    def build() -> Everyone:
+        people = {
             kind: scenarios.person(*Role, mfa=kind == "with_authenticator").pk
             for kind in ("with_authenticator", "without_authenticator")
         }
+        password_only = {}
+        for kind, pk in people.items():
+            client = Client()
+            client.force_login(User.objects.get(pk=pk), backend=MODEL_BACKEND)
+            password_only[kind] = client.session.session_key or ""
+        verified = verified_client(User.objects.get(pk=people["with_authenticator"]))
+        return Everyone(people, password_only, verified.session.session_key or "")
 
-    with shared_rows(django_db_blocker, build) as pks:
-        yield pks
+    with shared_rows(django_db_blocker, build) as made:
+        yield made
+
+
+def _signed_in(session_key: str) -> Client:
+    client = Client()
+    client.cookies[settings.SESSION_COOKIE_NAME] = session_key
+    return client
 
 
 @pytest.fixture(params=["with_authenticator", "without_authenticator"])
@@ -119,9 +146,7 @@ def password_only(request, everyone) -> tuple[Client, str]:
     """A client past the password step only, for a person holding every role; and the
     MFA step the gate should send them to."""
     with_authenticator = request.param == "with_authenticator"
-    user = User.objects.get(pk=everyone[request.param])
-    client = Client()
-    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    client = _signed_in(everyone.password_only[request.param])
     return client, "mfa-verify" if with_authenticator else "mfa-enrol"
 
 
@@ -211,9 +236,9 @@ def test_public_pages_are_open_to_an_anonymous_visitor(client, url):
 
 # --- fully signed in -------------------------------------------------------------------
 @pytest.mark.parametrize("url", [url for url in NOT_PUBLIC if not url.mfa_stage], ids=str)
-def test_a_verified_session_passes_the_gate_everywhere(client_for, everyone, url):
+def test_a_verified_session_passes_the_gate_everywhere(everyone, url):
     # The control for the tests above: the gate refuses for want of MFA, not always.
-    client = client_for(User.objects.get(pk=everyone["with_authenticator"]))
+    client = _signed_in(everyone.verified)
 
     response = client.get(url.path)
 

@@ -139,7 +139,7 @@ def custodian(db: None) -> User:
 def module_catalogue(django_db_setup: None, django_db_blocker: Any) -> Iterator[int]:
     """What ``custodian`` makes, made once for a module whose every test has it (through an
     autouse fixture), and shared by its tests (tests/shared_db.py): the custodian's pk. Such
-    a module overrides ``custodian`` with ``User.objects.get(pk=module_catalogue)``."""
+    a module adopts ``custodian = module_custodian`` (tests/shared_db.py)."""
     from sde.data.catalogue import register_standard_datasets
 
     def build() -> int:

@@ -20,7 +20,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import pytest
 from django.db import transaction
+
+from sde.identity.models import User
 
 T = TypeVar("T")
 
@@ -47,3 +50,12 @@ def shared_rows(django_db_blocker: Any, build: Callable[[], T]) -> Iterator[T]:
         with django_db_blocker.unblock():
             transaction.set_rollback(True)
             atomic.__exit__(None, None, None)
+
+
+@pytest.fixture(name="custodian")
+def module_custodian(module_catalogue: int, db: None) -> User:
+    """``custodian`` (tests/conftest.py) made once for a module: the data custodian and the
+    standard datasets of ``module_catalogue``. A module adopts it as
+    ``custodian = module_custodian``, with an autouse fixture that asks for it, so that
+    every test of the module sees the same catalogue."""
+    return User.objects.get(pk=module_catalogue)

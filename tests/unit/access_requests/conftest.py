@@ -9,6 +9,7 @@ import pytest
 
 from sde.identity.models import Organisation, User
 from tests import scenarios
+from tests.shared_db import module_custodian
 from tests.unit.access_requests.builders import applicant as make_applicant
 from tests.unit.sde.projects.conftest import drop_dir, ingested  # noqa: F401
 
@@ -18,11 +19,8 @@ def data_root(private_data_root: Path, custodian: User) -> Path:
     return private_data_root
 
 
-@pytest.fixture
-def custodian(module_catalogue: int, db: None) -> User:
-    """The data custodian, with the standard datasets registered: every test here has them
-    (``data_root``), so they are made once for the module (tests/conftest.py)."""
-    return User.objects.get(pk=module_catalogue)
+# Every test here has the catalogue (``data_root``): made once for the module.
+custodian = module_custodian
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from sde.identity.roles import Role
 from tests import scenarios
 from tests.api_schema import schema_without_warnings
 from tests.events import events_since, mark, types_since
+from tests.shared_db import module_custodian
 
 pytestmark = pytest.mark.django_db
 
@@ -59,8 +60,12 @@ NUMBERS = [nhs_number(943476500 + 7 * i) for i in range(15)]
 
 
 @pytest.fixture(autouse=True)
-def data_root(private_data_root: Path) -> Path:
+def data_root(private_data_root: Path, custodian: User) -> Path:
+    """Every test: a private data root, and the catalogue, made once for the module."""
     return private_data_root
+
+
+custodian = module_custodian
 
 
 @pytest.fixture(autouse=True)

@@ -30,6 +30,7 @@ from sde.projects.models import Project, ProjectMembership
 from tests import scenarios
 from tests.api_schema import openapi_path, schema_without_warnings
 from tests.events import events_since, mark, types_since
+from tests.shared_db import module_custodian
 from tests.unit.access_requests.builders import answers, drafted, drive_to, panel
 from tests.unit.access_requests.builders import applicant as make_applicant
 from tests.unit.sde.projects.builders import researcher
@@ -49,11 +50,8 @@ def data_root(private_data_root: Path, custodian: User) -> Path:
     return private_data_root
 
 
-@pytest.fixture
-def custodian(module_catalogue: int, db: None) -> User:
-    """The data custodian, with the standard datasets registered: every test here has them
-    (``data_root``), so they are made once for the module (tests/conftest.py)."""
-    return User.objects.get(pk=module_catalogue)
+# Every test here has the catalogue (``data_root``): made once for the module.
+custodian = module_custodian
 
 
 # --- a project made by approving an access request ---------------------------------------

@@ -23,6 +23,7 @@ from sde.identity.roles import Role
 from tests import scenarios
 from tests.events import events_since as _events_since
 from tests.events import mark as _mark
+from tests.shared_db import module_custodian
 
 pytestmark = pytest.mark.django_db
 
@@ -32,8 +33,12 @@ NOT_CUSTODIANS = [r for r in Role if r != Role.DATA_CUSTODIAN]
 
 
 @pytest.fixture(autouse=True)
-def data_root(private_data_root: Path) -> Path:
+def data_root(private_data_root: Path, custodian: User) -> Path:
+    """Every test: a private data root, and the catalogue, made once for the module."""
     return private_data_root
+
+
+custodian = module_custodian
 
 
 def _drop(tmp_path: Path, *, faults: synth.FaultRates | None = None, name: str = "drop") -> Path:

@@ -32,7 +32,7 @@ from sde.projects.models import Project, ProjectMembership
 from tests import scenarios
 from tests.conftest import private_settings
 from tests.events import mark, types_since
-from tests.shared_db import shared_rows
+from tests.shared_db import module_custodian, shared_rows
 from tests.unit.sde.projects.builders import SCOPE, accredit
 from tests.unit.sde.projects.conftest import drop_dir, ingested  # noqa: F401
 
@@ -53,11 +53,8 @@ def data_root(private_data_root: Path, custodian: User) -> Path:
     return private_data_root
 
 
-@pytest.fixture
-def custodian(module_catalogue: int, db: None) -> User:
-    """The data custodian, with the standard datasets registered: every test here has them
-    (``data_root``), so they are made once for the module (tests/conftest.py)."""
-    return User.objects.get(pk=module_catalogue)
+# Every test here has the catalogue (``data_root``): made once for the module.
+custodian = module_custodian
 
 
 def trained(user: User) -> User:

@@ -36,6 +36,7 @@ from sde.tasks import ingest_drop_task
 from tests import scenarios
 from tests.events import events_since as _events_since
 from tests.events import mark as _mark
+from tests.shared_db import module_custodian
 
 pytestmark = pytest.mark.django_db
 
@@ -56,8 +57,12 @@ DATE_REASONS = {
 
 
 @pytest.fixture(autouse=True)
-def data_root(private_data_root: Path) -> Path:
+def data_root(private_data_root: Path, custodian: User) -> Path:
+    """Every test: a private data root, and the catalogue, made once for the module."""
     return private_data_root
+
+
+custodian = module_custodian
 
 
 @cache

@@ -17,6 +17,7 @@ from sde.identity.roles import Role
 from sde.projects import services
 from sde.projects.models import Project
 from tests import scenarios
+from tests.shared_db import module_custodian
 from tests.unit.sde.projects.builders import DROP_TABLES, END, SCOPE, START, researcher
 
 
@@ -27,11 +28,8 @@ def data_root(private_data_root: Path, custodian: User) -> Path:
     return private_data_root
 
 
-@pytest.fixture
-def custodian(module_catalogue: int, db: None) -> User:
-    """The data custodian, with the standard datasets registered: every test here has them
-    (``data_root``), so they are made once for the module (tests/conftest.py)."""
-    return User.objects.get(pk=module_catalogue)
+# Every test here has the catalogue (``data_root``): made once for the module.
+custodian = module_custodian
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from django.urls import Resolver404, resolve
 from sde.exceptions import InvalidTransition, NotFound, PermissionDenied
 
 API_PREFIX = "/api/"
+SESSION_SAVED_AT = "sde_saved_at"  # when the session (and so its expiry) was last saved
 
 
 def _mfa_verified(request: HttpRequest) -> bool:
@@ -106,9 +107,6 @@ class IdleSessionMiddleware:
         ):
             session[SESSION_SAVED_AT] = now  # modified: SessionMiddleware saves it
         return response
-
-
-SESSION_SAVED_AT = "sde_saved_at"  # when the session (and so its expiry) was last saved
 
 
 class SecurityHeadersMiddleware:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.db.backends.signals import connection_created
 from django.test import Client, override_settings
@@ -67,6 +68,13 @@ def verified_client(user: User) -> Client:
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
     session[SESSION_SAVED_AT] = int(time.time())  # as the sign-in's response leaves it
     session.save()
+    return client
+
+
+def session_client(session_key: str) -> Client:
+    """A test client carrying an existing session (made once and shared by many tests)."""
+    client = Client()
+    client.cookies[settings.SESSION_COOKIE_NAME] = session_key
     return client
 
 

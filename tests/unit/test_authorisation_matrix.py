@@ -25,7 +25,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from django.conf import settings
 from django.test import Client
 from django.urls import URLResolver, get_resolver, reverse
 from django.urls.resolvers import RoutePattern
@@ -45,7 +44,7 @@ from sde.identity.models import ApiToken, Organisation, OrganisationMembership, 
 from sde.identity.roles import Capability, Role
 from sde.projects.models import Project, ProjectMembership
 from tests import authz_world
-from tests.conftest import private_settings, verified_client
+from tests.conftest import private_settings, session_client, verified_client
 from tests.events import mark
 from tests.shared_db import shared_rows
 
@@ -849,10 +848,7 @@ def world(built: Built, db: None) -> Built:
 
 
 def _client(built: Built, actor: str) -> Client:
-    client = Client()
-    if actor != "anonymous":
-        client.cookies[settings.SESSION_COOKIE_NAME] = built.sessions[actor]
-    return client
+    return Client() if actor == "anonymous" else session_client(built.sessions[actor])
 
 
 def _actors(built: Built) -> dict[str, Actor]:

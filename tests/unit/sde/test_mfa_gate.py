@@ -10,7 +10,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from django.conf import settings
 from django.test import Client
 from django.urls import URLResolver, get_resolver, reverse
 from django.urls.resolvers import RoutePattern
@@ -19,7 +18,7 @@ from sde.identity import services
 from sde.identity.models import User
 from sde.identity.roles import Role
 from tests import scenarios
-from tests.conftest import verified_client
+from tests.conftest import session_client, verified_client
 from tests.shared_db import shared_rows
 
 pytestmark = pytest.mark.django_db
@@ -105,8 +104,8 @@ MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 @dataclass(frozen=True)
 class Everyone:
-    people: dict[str, int]  # "with_authenticator" / "without_authenticator" -> pk
-    password_only: dict[str, str]  # the same -> a session past the password step only
+    # "with_authenticator" / "without_authenticator" -> a session past the password step only
+    password_only: dict[str, str]
     verified: str  # a session of the person with an authenticator, MFA done
 
 
@@ -129,16 +128,10 @@ def everyone(django_db_setup: None, django_db_blocker: Any) -> Iterator[Everyone
             client.force_login(User.objects.get(pk=pk), backend=MODEL_BACKEND)
             password_only[kind] = client.session.session_key or ""
         verified = verified_client(User.objects.get(pk=people["with_authenticator"]))
-        return Everyone(people, password_only, verified.session.session_key or "")
+        return Everyone(password_only, verified.session.session_key or "")
 
     with shared_rows(django_db_blocker, build) as made:
         yield made
-
-
-def _signed_in(session_key: str) -> Client:
-    client = Client()
-    client.cookies[settings.SESSION_COOKIE_NAME] = session_key
-    return client
 
 
 @pytest.fixture(params=["with_authenticator", "without_authenticator"])
@@ -146,7 +139,7 @@ def password_only(request, everyone) -> tuple[Client, str]:
     """A client past the password step only, for a person holding every role; and the
     MFA step the gate should send them to."""
     with_authenticator = request.param == "with_authenticator"
-    client = _signed_in(everyone.password_only[request.param])
+    client = session_client(everyone.password_only[request.param])
     return client, "mfa-verify" if with_authenticator else "mfa-enrol"
 
 
@@ -238,7 +231,7 @@ def test_public_pages_are_open_to_an_anonymous_visitor(client, url):
 @pytest.mark.parametrize("url", [url for url in NOT_PUBLIC if not url.mfa_stage], ids=str)
 def test_a_verified_session_passes_the_gate_everywhere(everyone, url):
     # The control for the tests above: the gate refuses for want of MFA, not always.
-    client = _signed_in(everyone.verified)
+    client = session_client(everyone.verified)
 
     response = client.get(url.path)
 
